@@ -1,0 +1,133 @@
+"""The tracking-context fields and the validation of scope arguments.
+
+Validation runs once per `@track` decoration and once per `track_context()` entry, so it is
+hand-written (a dict lookup and an isinstance per argument) rather than a pydantic model:
+it sits on the hot path and must cost well under a microsecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, TypedDict
+
+__all__ = ["FIELD_NAMES", "TrackFields", "validate_fields"]
+
+_STR: Final = "str"
+_INT: Final = "int"
+_BOOL: Final = "bool"
+_IDS: Final = "ids"
+_PROPS: Final = "props"
+
+# Field name -> kind, in the order of the public `TrackingContext` model.
+_FIELD_KINDS: Final[dict[str, str]] = {
+    "use_case_name": _STR,
+    "use_case_id": _STR,
+    "use_case_version": _INT,
+    "use_case_step": _STR,
+    "use_case_properties": _PROPS,
+    "limit_ids": _IDS,
+    "user_id": _STR,
+    "account_name": _STR,
+    "request_properties": _PROPS,
+    "price_as_category": _STR,
+    "price_as_resource": _STR,
+    "resource_scope": _STR,
+    "proxy": _BOOL,
+    "log_prompt_and_response": _BOOL,
+}
+
+FIELD_NAMES: Final[tuple[str, ...]] = tuple(_FIELD_KINDS)
+
+
+def _closest(name: str) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(name, FIELD_NAMES, n=1)
+    return matches[0] if matches else None
+
+
+def _unknown_field(where: str, name: str) -> TypeError:
+    hint = _closest(name)
+    suggestion = f" (did you mean {hint!r}?)" if hint else ""
+    return TypeError(f"{where}: unknown field {name!r}{suggestion}; valid fields: {', '.join(FIELD_NAMES)}")
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_ids(where: str, name: str, value: object) -> tuple[str, ...]:
+    # A str is iterable too: "a,b" would silently become ["a", ",", "b"].
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where}: {name} must be a list of str, got {_type_name(value)} {value!r}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{where}: {name} items must be str, got {_type_name(item)} {item!r}")
+        if not item or "," in item:
+            # The ids travel comma-joined in one header: an empty id or a comma would corrupt it.
+            raise ValueError(f"{where}: {name} items must be non-empty and contain no comma, got {item!r}")
+    return tuple(value)
+
+
+def _check_props(where: str, name: str, value: object) -> dict[str, str | None]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where}: {name} must be a dict of str to str or None, got {_type_name(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: {name} keys must be str, got {_type_name(key)} {key!r}")
+        if item is not None and not isinstance(item, str):
+            raise TypeError(
+                f"{where}: {name}[{key!r}] must be str or None, got {_type_name(item)} {item!r}"
+            )
+    return dict(value)
+
+
+def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check scope arguments and return them normalised; ``None`` values mean "absent" and are dropped.
+
+    Raises ``TypeError`` for an unknown field or a wrong type and ``ValueError`` for a bad value,
+    each naming the field, so that a mistake surfaces where the scope is declared.
+    """
+    clean: dict[str, Any] = {}
+    for name, value in fields.items():
+        kind = _FIELD_KINDS.get(name)
+        if kind is None:
+            raise _unknown_field(where, name)
+        if value is None:
+            continue
+        if kind is _STR:
+            if not isinstance(value, str):
+                raise TypeError(f"{where}: {name} must be str, got {_type_name(value)} {value!r}")
+        elif kind is _INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{where}: {name} must be int, got {_type_name(value)} {value!r}")
+            if value < 0:
+                raise ValueError(f"{where}: {name} must be >= 0, got {value!r}")
+        elif kind is _BOOL:
+            if not isinstance(value, bool):
+                raise TypeError(f"{where}: {name} must be bool, got {_type_name(value)} {value!r}")
+        elif kind is _IDS:
+            value = _check_ids(where, name, value)
+        else:
+            value = _check_props(where, name, value)
+        clean[name] = value
+    return clean
+
+
+class TrackFields(TypedDict, total=False):
+    """The arguments of `track()` and `track_context()`; all optional."""
+
+    use_case_name: str | None
+    use_case_id: str | None
+    use_case_version: int | None
+    use_case_step: str | None
+    use_case_properties: dict[str, str | None] | None
+    limit_ids: list[str] | None
+    user_id: str | None
+    account_name: str | None
+    request_properties: dict[str, str | None] | None
+    price_as_category: str | None
+    price_as_resource: str | None
+    resource_scope: str | None
+    proxy: bool | None
+    log_prompt_and_response: bool | None

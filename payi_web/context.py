@@ -1,0 +1,261 @@
+"""The effective tracking context: immutable frames, their inheritance rules and where they live.
+
+A frame is the effective context of one scope. Each scope derives a new frame from the frame
+around it and the arguments it was given, following Pay-i's SDK rules exactly (singletons
+"latest wins", limit ids unioned, property dicts merged, an empty value blocks inheritance, a
+new use case name starts a new instance id). The current frame lives in a `ContextVar`, so every
+thread and every asyncio task sees only its own scopes; the root frame (the application-wide
+defaults) is a plain module global, so it applies in every thread, including ones a web server
+starts before or after `configure()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ._fields import FIELD_NAMES
+
+__all__ = ["TrackingContext", "get_context"]
+
+Properties = dict[str, "str | None"]
+
+
+class TrackingContext(BaseModel):
+    """The effective tracking context at one point of the program, as `get_context()` returns it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    use_case_name: str | None = None
+    use_case_id: str | None = None
+    use_case_version: int | None = None
+    use_case_step: str | None = None
+    use_case_properties: dict[str, str | None] | None = None
+    limit_ids: tuple[str, ...] | None = None
+    user_id: str | None = None
+    account_name: str | None = None
+    request_properties: dict[str, str | None] | None = None
+    price_as_category: str | None = None
+    price_as_resource: str | None = None
+    resource_scope: str | None = None
+    proxy: bool | None = None
+    log_prompt_and_response: bool | None = None
+
+
+assert tuple(TrackingContext.model_fields) == FIELD_NAMES
+
+_id_lock = threading.Lock()
+
+
+class LazyId:
+    """A use case instance id generated on first use.
+
+    `uuid4()` costs several microseconds; most scopes never make a GenAI call, so the id is
+    drawn only when a header or `get_context()` needs it. Frames that inherit the instance
+    share this object, hence the same id.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    def get(self) -> str:
+        value = self._value
+        if value is None:
+            with _id_lock:  # two threads sharing one scope must agree on its id
+                if self._value is None:
+                    self._value = str(uuid.uuid4())
+                value = self._value
+        return value
+
+
+class Props:
+    """A property dict that is never mutated, with its encodings computed once and shared by inheritors."""
+
+    __slots__ = ("data", "encoded")
+
+    def __init__(self, data: Properties) -> None:
+        self.data = data
+        self.encoded: dict[bool, str] = {}
+
+
+class Frame:
+    """One scope's effective context. Never mutated once current, apart from its private caches."""
+
+    __slots__ = (
+        "account_name",
+        "headers",
+        "limit_ids",
+        "log_prompt_and_response",
+        "price_as_category",
+        "price_as_resource",
+        "proxy",
+        "request_properties",
+        "resource_scope",
+        "token",
+        "use_case_id",
+        "use_case_name",
+        "use_case_properties",
+        "use_case_step",
+        "use_case_version",
+        "user_id",
+    )
+
+    use_case_name: str | None
+    use_case_id: str | LazyId | None
+    use_case_version: int | None
+    use_case_step: str | None
+    use_case_properties: Props | None
+    limit_ids: tuple[str, ...] | None
+    user_id: str | None
+    account_name: str | None
+    request_properties: Props | None
+    price_as_category: str | None
+    price_as_resource: str | None
+    resource_scope: str | None
+    proxy: bool | None
+    log_prompt_and_response: bool | None
+    # The contextvar token of the entry that made this frame current (track_context's exit uses it).
+    token: Token[Frame | None] | None
+    # Header cache, keyed by proxy mode.
+    headers: dict[bool, tuple[tuple[str, str], ...]]
+
+    def resolved_use_case_id(self) -> str | None:
+        value = self.use_case_id
+        return value.get() if isinstance(value, LazyId) else value
+
+    def snapshot(self) -> TrackingContext:
+        uc_props = self.use_case_properties
+        req_props = self.request_properties
+        return TrackingContext.model_construct(
+            use_case_name=self.use_case_name,
+            use_case_id=self.resolved_use_case_id(),
+            use_case_version=self.use_case_version,
+            use_case_step=self.use_case_step,
+            use_case_properties=dict(uc_props.data) if uc_props is not None else None,
+            limit_ids=self.limit_ids,
+            user_id=self.user_id,
+            account_name=self.account_name,
+            request_properties=dict(req_props.data) if req_props is not None else None,
+            price_as_category=self.price_as_category,
+            price_as_resource=self.price_as_resource,
+            resource_scope=self.resource_scope,
+            proxy=self.proxy,
+            log_prompt_and_response=self.log_prompt_and_response,
+        )
+
+
+def _empty_frame() -> Frame:
+    frame = Frame.__new__(Frame)
+    for name in FIELD_NAMES:
+        setattr(frame, name, None)
+    frame.token = None
+    frame.headers = {}
+    return frame
+
+
+def _str(value: str | None, parent: str | None) -> str | None:
+    if value is None:
+        return parent
+    return value or None  # "" blocks inheritance
+
+
+def _props(value: Properties | None, parent: Props | None) -> Props | None:
+    if value is None:
+        return parent
+    if not value:
+        return None  # {} blocks inheritance
+    if parent is None:
+        return Props(dict(value))
+    merged = dict(parent.data)  # parent's key order kept, child's values win
+    merged.update(value)
+    return Props(merged)
+
+
+def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
+    """The effective context of a scope given validated arguments `args` and its parent's frame."""
+    frame = Frame.__new__(Frame)
+    frame.token = None
+    frame.headers = {}
+    get = args.get
+
+    name = get("use_case_name")
+    parent_name = parent.use_case_name
+    if name is None and parent_name:
+        name = parent_name
+        default_id = parent.use_case_id
+    elif name and name == parent_name:
+        default_id = parent.use_case_id
+    elif name:
+        default_id = LazyId()
+    else:
+        # No use case at all ("" blocks; or neither scope names one): the other use case args are ignored.
+        name = None
+    if name is None:
+        frame.use_case_name = None
+        frame.use_case_id = None
+        frame.use_case_version = None
+        frame.use_case_step = None
+        frame.use_case_properties = None
+    else:
+        frame.use_case_name = name
+        use_case_id = get("use_case_id")
+        frame.use_case_id = default_id if use_case_id is None else (use_case_id or None)
+        version = get("use_case_version")
+        frame.use_case_version = parent.use_case_version if version is None else version
+        frame.use_case_step = _str(get("use_case_step"), parent.use_case_step)
+        frame.use_case_properties = _props(get("use_case_properties"), parent.use_case_properties)
+
+    limit_ids = get("limit_ids")
+    parent_ids = parent.limit_ids
+    if limit_ids is None:
+        frame.limit_ids = parent_ids
+    elif not limit_ids:
+        frame.limit_ids = None  # [] blocks inheritance
+    elif parent_ids:
+        # Deterministic union: the parent's ids first, then the new ones, no duplicates.
+        frame.limit_ids = tuple(dict.fromkeys(parent_ids + limit_ids))
+    else:
+        frame.limit_ids = tuple(dict.fromkeys(limit_ids))
+
+    frame.user_id = _str(get("user_id"), parent.user_id)
+    frame.account_name = _str(get("account_name"), parent.account_name)
+    frame.request_properties = _props(get("request_properties"), parent.request_properties)
+    frame.price_as_category = _str(get("price_as_category"), parent.price_as_category)
+    frame.price_as_resource = _str(get("price_as_resource"), parent.price_as_resource)
+    frame.resource_scope = _str(get("resource_scope"), parent.resource_scope)
+    proxy = get("proxy")
+    frame.proxy = parent.proxy if proxy is None else proxy
+    log = get("log_prompt_and_response")
+    frame.log_prompt_and_response = parent.log_prompt_and_response if log is None else log
+    return frame
+
+
+EMPTY_FRAME = _empty_frame()
+
+# The root frame: application-wide defaults, replaced whole by `configure()`.
+_root: Frame = EMPTY_FRAME
+
+# The innermost active scope of this thread / task; None means "at the root".
+current_var: ContextVar[Frame | None] = ContextVar("payi_web.current", default=None)
+
+
+def set_root(frame: Frame) -> None:
+    global _root
+    _root = frame
+
+
+def current_frame() -> Frame:
+    frame = current_var.get()
+    return _root if frame is None else frame
+
+
+def get_context() -> TrackingContext:
+    """The effective tracking context here and now (an immutable snapshot)."""
+    return current_frame().snapshot()

@@ -1,0 +1,188 @@
+"""The `xProxy-*` headers that carry a tracking context to Pay-i, and the caller's precedence over them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+from .context import Frame, Props, current_frame
+
+__all__ = ["PayiHeaders", "payi_headers"]
+
+logger = logging.getLogger("payi_web")
+
+
+class PayiHeaders:
+    """The header names Pay-i reads (matched case-insensitively)."""
+
+    USE_CASE_NAME: Final = "xProxy-UseCase-Name"
+    USE_CASE_ID: Final = "xProxy-UseCase-ID"
+    USE_CASE_VERSION: Final = "xProxy-UseCase-Version"
+    USE_CASE_STEP: Final = "xProxy-UseCase-Step"
+    USE_CASE_PROPERTIES: Final = "xProxy-UseCase-Properties"
+    LIMIT_IDS: Final = "xProxy-Limit-IDs"
+    USER_ID: Final = "xProxy-User-ID"
+    ACCOUNT_NAME: Final = "xProxy-Account-Name"
+    REQUEST_PROPERTIES: Final = "xProxy-Request-Properties"
+    PRICE_AS_CATEGORY: Final = "xProxy-PriceAs-Category"
+    PRICE_AS_RESOURCE: Final = "xProxy-PriceAs-Resource"
+    RESOURCE_SCOPE: Final = "xProxy-Resource-Scope"
+    LOGGING_DISABLE: Final = "xProxy-Logging-Disable"
+    API_KEY: Final = "xProxy-api-key"
+
+
+H = PayiHeaders
+_CONTEXT_HEADERS: Final = frozenset(
+    name.lower()
+    for name in (
+        H.USE_CASE_NAME,
+        H.USE_CASE_ID,
+        H.USE_CASE_VERSION,
+        H.USE_CASE_STEP,
+        H.USE_CASE_PROPERTIES,
+        H.LIMIT_IDS,
+        H.USER_ID,
+        H.ACCOUNT_NAME,
+        H.REQUEST_PROPERTIES,
+        H.PRICE_AS_CATEGORY,
+        H.PRICE_AS_RESOURCE,
+        H.RESOURCE_SCOPE,
+        H.LOGGING_DISABLE,
+    )
+)
+_UC_NAME: Final = H.USE_CASE_NAME.lower()
+_UC_DETAILS: Final = frozenset(n.lower() for n in (H.USE_CASE_ID, H.USE_CASE_VERSION, H.USE_CASE_STEP))
+_PROPERTY_HEADERS: Final = frozenset(n.lower() for n in (H.USE_CASE_PROPERTIES, H.REQUEST_PROPERTIES))
+
+_warned: set[str] = set()
+
+
+def header_safe(value: str, header: str) -> str:
+    """`value` as a valid header value: every character outside printable ASCII percent-encoded.
+
+    Non-ASCII text and control characters cannot travel in an HTTP header (httpx raises on the
+    former, CR/LF would split the header), so they are sent as `%XX` of their UTF-8 bytes:
+    `José` -> `Jos%C3%A9`, CR -> `%0D`. Logged once per header, at WARNING.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    if header not in _warned:
+        _warned.add(header)
+        logger.warning(
+            "payi_web: %s has characters that cannot travel in an HTTP header; sent percent-encoded "
+            "(UTF-8). This is logged once per header.",
+            header,
+        )
+    return "".join(
+        char
+        if char.isascii() and char.isprintable()
+        else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        for char in value
+    )
+
+
+def _encode_props(props: Props, proxy: bool) -> str:
+    encoded = props.encoded.get(proxy)
+    if encoded is None:
+        # Compact, ASCII-only JSON (as Pay-i's SDK sends it); base64 in proxy mode.
+        encoded = json.dumps(props.data, separators=(",", ":"))
+        if proxy:
+            encoded = base64.b64encode(encoded.encode()).decode()
+        props.encoded[proxy] = encoded
+    return encoded
+
+
+def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    add = out.append
+    name = frame.use_case_name
+    if name:
+        add((H.USE_CASE_NAME, header_safe(name, H.USE_CASE_NAME)))
+        use_case_id = frame.resolved_use_case_id()
+        if use_case_id is not None:
+            add((H.USE_CASE_ID, header_safe(use_case_id, H.USE_CASE_ID)))
+        if frame.use_case_version is not None:
+            add((H.USE_CASE_VERSION, str(frame.use_case_version)))
+        if frame.use_case_step is not None:
+            add((H.USE_CASE_STEP, header_safe(frame.use_case_step, H.USE_CASE_STEP)))
+    if frame.use_case_properties is not None:
+        add((H.USE_CASE_PROPERTIES, _encode_props(frame.use_case_properties, proxy)))
+    if frame.limit_ids:
+        add((H.LIMIT_IDS, header_safe(",".join(frame.limit_ids), H.LIMIT_IDS)))
+    for header, value in (
+        (H.USER_ID, frame.user_id),
+        (H.ACCOUNT_NAME, frame.account_name),
+    ):
+        if value:
+            add((header, header_safe(value, header)))
+    if frame.request_properties is not None:
+        add((H.REQUEST_PROPERTIES, _encode_props(frame.request_properties, proxy)))
+    for header, value in (
+        (H.PRICE_AS_CATEGORY, frame.price_as_category),
+        (H.PRICE_AS_RESOURCE, frame.price_as_resource),
+        (H.RESOURCE_SCOPE, frame.resource_scope),
+    ):
+        if value:
+            add((header, header_safe(value, header)))
+    if frame.log_prompt_and_response is False:
+        add((H.LOGGING_DISABLE, "True"))
+    return tuple(out)
+
+
+def context_headers(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
+    """The headers of `frame` alone, computed once per frame and mode."""
+    cached = frame.headers.get(proxy)
+    if cached is None:
+        cached = frame.headers[proxy] = _build(frame, proxy)
+    return cached
+
+
+def merge_headers(
+    frame: Frame, explicit: Mapping[str, str], proxy: bool
+) -> dict[str, str]:
+    """The caller's headers with the context's Pay-i headers added where the caller set none.
+
+    Explicit wins whatever the spelling of its name; an explicit empty Pay-i header is removed;
+    an explicit use case name (empty or not) suppresses the context's id, version and step, and
+    an empty one removes all four use case headers; explicit properties replace the context's.
+    """
+    out: dict[str, str] = {}
+    given: dict[str, tuple[str, str]] = {}
+    for name, value in explicit.items():
+        low = name.lower()
+        if low in _CONTEXT_HEADERS:
+            if not isinstance(value, str):
+                raise TypeError(f"payi_headers: header {name!r} must be str, got {type(value).__name__}")
+            given[low] = (name, value)
+        else:
+            out[name] = value
+    explicit_name = given.get(_UC_NAME)
+    for name, value in context_headers(frame, proxy):
+        low = name.lower()
+        if low in given or (explicit_name is not None and low in _UC_DETAILS):
+            continue
+        out[name] = value
+    for low, (name, value) in given.items():
+        if not value:
+            continue
+        if explicit_name is not None and not explicit_name[1] and low in _UC_DETAILS:
+            continue
+        if low in _PROPERTY_HEADERS and proxy:
+            value = base64.b64encode(value.encode()).decode()
+        out[name] = header_safe(value, name)
+    return out
+
+
+def payi_headers(extra_headers: Mapping[str, str] | None = None, *, proxy: bool = True) -> dict[str, str]:
+    """The Pay-i headers for the effective context, merged under the caller's explicit headers.
+
+    Pass the result as OpenAI's `extra_headers=`. `proxy=True` (calls through the Pay-i proxy)
+    base64-encodes the property headers; `proxy=False` sends them as compact JSON.
+    """
+    frame = current_frame()
+    if not extra_headers:
+        return dict(context_headers(frame, proxy))
+    return merge_headers(frame, extra_headers, proxy)

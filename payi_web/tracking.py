@@ -1,0 +1,195 @@
+"""`@track` and `track_context()`: scopes that derive a new tracking context for the code they wrap."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextvars import Token
+from types import TracebackType
+from typing import Any, TypeVar, cast, overload
+
+from typing_extensions import Unpack
+
+from ._fields import TrackFields, validate_fields
+from .context import Frame, current_frame, current_var, derive
+
+__all__ = ["track", "track_context"]
+
+logger = logging.getLogger("payi_web")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_Y = TypeVar("_Y")
+
+
+def _restore(token: Token[Frame | None]) -> None:
+    try:
+        current_var.reset(token)
+    except ValueError:
+        # The token belongs to another Context: a generator body that entered a scope before a
+        # yield and left it after being resumed from another thread or task. Restoring the
+        # value is what reset() would have done there.
+        previous = token.old_value
+        current_var.set(None if previous is Token.MISSING else previous)
+
+
+def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **kw: Any) -> Generator[_Y, Any, Any]:
+        # The scope is derived where the generator is created, then made current around every
+        # step of the body: a streamed response keeps its attribution after the creating
+        # request scope has ended. A scope the body enters stays current across its yields.
+        frame = derive(current_frame(), args)
+        gen = fn(*a, **kw)
+        sent: Any = None
+        error: BaseException | None = None
+        while True:
+            token = current_var.set(frame)
+            try:
+                item = gen.throw(error) if error is not None else gen.send(sent)
+            except StopIteration as stop:
+                return cast(Any, stop.value)
+            finally:
+                frame = current_var.get() or frame
+                current_var.reset(token)
+            error = None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                token = current_var.set(frame)
+                try:
+                    gen.close()
+                finally:
+                    current_var.reset(token)
+                raise
+            except BaseException as exc:
+                error = exc
+
+    return wrapper
+
+
+def _async_generator(fn: Callable[..., AsyncGenerator[_Y, Any]], args: dict[str, Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
+        frame = derive(current_frame(), args)
+        agen = fn(*a, **kw)
+        sent: Any = None
+        error: BaseException | None = None
+        while True:
+            token = current_var.set(frame)
+            try:
+                item = await (agen.athrow(error) if error is not None else agen.asend(sent))
+            except StopAsyncIteration:
+                return
+            finally:
+                frame = current_var.get() or frame
+                _restore(token)
+            error = None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                token = current_var.set(frame)
+                try:
+                    await agen.aclose()
+                finally:
+                    _restore(token)
+                raise
+            except BaseException as exc:
+                error = exc
+
+    return wrapper
+
+
+def _wrap(fn: Any, args: dict[str, Any]) -> Any:
+    if isinstance(fn, (classmethod, staticmethod)):
+        return type(fn)(_wrap(fn.__func__, args))
+    if not callable(fn):
+        raise TypeError(f"track() decorates a function or method, got {type(fn).__name__} {fn!r}")
+    if inspect.isasyncgenfunction(fn):
+        return _async_generator(fn, args)
+    if inspect.isgeneratorfunction(fn):
+        return _sync_generator(fn, args)
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*a: Any, **kw: Any) -> Any:
+            token = current_var.set(derive(current_frame(), args))
+            try:
+                return await fn(*a, **kw)
+            finally:
+                _restore(token)
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        token = current_var.set(derive(current_frame(), args))
+        try:
+            return fn(*a, **kw)
+        finally:
+            current_var.reset(token)
+
+    return wrapper
+
+
+@overload
+def track(func: F, /) -> F: ...
+@overload
+def track(**fields: Unpack[TrackFields]) -> Callable[[F], F]: ...
+def track(func: Any = None, /, **fields: Any) -> Any:
+    """Decorate a function, coroutine function, (async) generator function or method with a scope.
+
+    Arguments are validated here, at decoration time. Each call derives its context from the
+    caller's; for generators the scope is current while the body runs, at every step.
+    """
+    args = validate_fields("track()", fields)
+    if func is None:
+        return lambda fn: _wrap(fn, args)
+    return _wrap(func, args)
+
+
+class track_context:  # noqa: N801 - named like the function it stands for
+    """A scope for a block: `with track_context(user_id="42"): ...` (also `async with`, and as a decorator).
+
+    One object may be entered many times, nested, and from many threads at once: each entry
+    keeps its state in the frame it makes current, not in the object.
+    """
+
+    __slots__ = ("_args",)
+
+    def __init__(self, **fields: Unpack[TrackFields]) -> None:
+        self._args = validate_fields("track_context()", fields)
+
+    def __enter__(self) -> None:
+        frame = derive(current_frame(), self._args)
+        frame.token = current_var.set(frame)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        frame = current_var.get()
+        token = frame.token if frame is not None else None
+        if token is None:
+            # Only a scope left out of order gets here (e.g. exited in another task than the
+            # one that entered it); tracking never breaks the caller over it.
+            logger.warning("payi_web: track_context() exited out of order; context left unchanged")
+            return
+        _restore(token)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        return cast(F, _wrap(fn, self._args))
