@@ -76,9 +76,7 @@ def _check_props(where: str, name: str, value: object) -> dict[str, str | None]:
         if not isinstance(key, str):
             raise TypeError(f"{where}: {name} keys must be str, got {_type_name(key)} {key!r}")
         if item is not None and not isinstance(item, str):
-            raise TypeError(
-                f"{where}: {name}[{key!r}] must be str or None, got {_type_name(item)} {item!r}"
-            )
+            raise TypeError(f"{where}: {name}[{key!r}] must be str or None, got {_type_name(item)} {item!r}")
     return dict(value)
 
 

@@ -140,9 +140,7 @@ def context_headers(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
     return cached
 
 
-def merge_headers(
-    frame: Frame, explicit: Mapping[str, str], proxy: bool
-) -> dict[str, str]:
+def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dict[str, str]:
     """The caller's headers with the context's Pay-i headers added where the caller set none.
 
     Explicit wins whatever the spelling of its name; an explicit empty Pay-i header is removed;

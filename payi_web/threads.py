@@ -47,7 +47,7 @@ def patch_thread_pool() -> None:
 
     Opt-in, process-wide, idempotent; `unpatch_thread_pool()` undoes it.
     """
-    ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign,assignment]
 
 
 def unpatch_thread_pool() -> None:

@@ -35,70 +35,75 @@ def _restore(token: Token[Frame | None]) -> None:
 
 
 def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, Any]) -> Callable[..., Any]:
+    # A plain function, not a generator function: the scope is derived where the generator is
+    # created (a streamed response keeps its attribution after the request scope has ended),
+    # then made current around every step of the body. A scope the body enters stays current
+    # across its yields.
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Generator[_Y, Any, Any]:
-        # The scope is derived where the generator is created, then made current around every
-        # step of the body: a streamed response keeps its attribution after the creating
-        # request scope has ended. A scope the body enters stays current across its yields.
-        frame = derive(current_frame(), args)
-        gen = fn(*a, **kw)
-        sent: Any = None
-        error: BaseException | None = None
-        while True:
-            token = current_var.set(frame)
-            try:
-                item = gen.throw(error) if error is not None else gen.send(sent)
-            except StopIteration as stop:
-                return cast(Any, stop.value)
-            finally:
-                frame = current_var.get() or frame
-                current_var.reset(token)
-            error = None
-            try:
-                sent = yield item
-            except GeneratorExit:
-                token = current_var.set(frame)
-                try:
-                    gen.close()
-                finally:
-                    current_var.reset(token)
-                raise
-            except BaseException as exc:
-                error = exc
+        return _drive(fn(*a, **kw), derive(current_frame(), args))
 
     return wrapper
+
+
+def _drive(gen: Generator[_Y, Any, Any], frame: Frame) -> Generator[_Y, Any, Any]:
+    sent: Any = None
+    error: BaseException | None = None
+    while True:
+        token = current_var.set(frame)
+        try:
+            item = gen.throw(error) if error is not None else gen.send(sent)
+        except StopIteration as stop:
+            return cast(Any, stop.value)
+        finally:
+            frame = current_var.get() or frame
+            current_var.reset(token)
+        error = None
+        try:
+            sent = yield item
+        except GeneratorExit:
+            token = current_var.set(frame)
+            try:
+                gen.close()
+            finally:
+                current_var.reset(token)
+            raise
+        except BaseException as exc:
+            error = exc
 
 
 def _async_generator(fn: Callable[..., AsyncGenerator[_Y, Any]], args: dict[str, Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
-    async def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
-        frame = derive(current_frame(), args)
-        agen = fn(*a, **kw)
-        sent: Any = None
-        error: BaseException | None = None
-        while True:
-            token = current_var.set(frame)
-            try:
-                item = await (agen.athrow(error) if error is not None else agen.asend(sent))
-            except StopAsyncIteration:
-                return
-            finally:
-                frame = current_var.get() or frame
-                _restore(token)
-            error = None
-            try:
-                sent = yield item
-            except GeneratorExit:
-                token = current_var.set(frame)
-                try:
-                    await agen.aclose()
-                finally:
-                    _restore(token)
-                raise
-            except BaseException as exc:
-                error = exc
+    def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
+        return _adrive(fn(*a, **kw), derive(current_frame(), args))
 
     return wrapper
+
+
+async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator[_Y, Any]:
+    sent: Any = None
+    error: BaseException | None = None
+    while True:
+        token = current_var.set(frame)
+        try:
+            item = await (agen.athrow(error) if error is not None else agen.asend(sent))
+        except StopAsyncIteration:
+            return
+        finally:
+            frame = current_var.get() or frame
+            _restore(token)
+        error = None
+        try:
+            sent = yield item
+        except GeneratorExit:
+            token = current_var.set(frame)
+            try:
+                await agen.aclose()
+            finally:
+                _restore(token)
+            raise
+        except BaseException as exc:
+            error = exc
 
 
 def _wrap(fn: Any, args: dict[str, Any]) -> Any:
@@ -149,7 +154,7 @@ def track(func: Any = None, /, **fields: Any) -> Any:
     return _wrap(func, args)
 
 
-class track_context:  # noqa: N801 - named like the function it stands for
+class track_context:
     """A scope for a block: `with track_context(user_id="42"): ...` (also `async with`, and as a decorator).
 
     One object may be entered many times, nested, and from many threads at once: each entry

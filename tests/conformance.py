@@ -24,9 +24,9 @@ def scenarios() -> list[dict[str, Any]]:
     return json.loads(DATA.read_text())["scenarios"]
 
 
-def run_scenario(scenario: dict[str, Any], call: Callable[[str, dict[str, str]], dict[str, str]]) -> list[
-    tuple[str, dict[str, str]]
-]:
+def run_scenario(
+    scenario: dict[str, Any], call: Callable[[str, dict[str, str]], dict[str, str]]
+) -> list[tuple[str, dict[str, str]]]:
     """Run the steps with our track/track_context; `call(label, extra_headers)` returns the headers sent."""
     payi_web.configure(defaults=scenario["config"])
     seen: list[tuple[str, dict[str, str]]] = []
@@ -76,7 +76,7 @@ def compare(scenario: dict[str, Any], seen: list[tuple[str, dict[str, str]]]) ->
     expected = scenario["expected"]
     assert [label for label, _ in seen] == [e["label"] for e in expected]
     placeholders: dict[str, str] = {}
-    for (label, got_raw), want_entry in zip(seen, expected):
+    for (label, got_raw), want_entry in zip(seen, expected, strict=True):
         got = _normalise(got_raw)
         want = _normalise(_expected(want_entry["headers"]))
         want_id = want.get("xproxy-usecase-id", "")
