@@ -39,9 +39,8 @@ def demo() -> None:
     print("\n  three concurrent asyncio requests, each with its own user:")
 
     async def main() -> list[str]:
-        return await asyncio.gather(
-            request("alice", "acme"), request("bob", "acme"), request("carol", "globex")
-        )
+        users = [("alice", "acme"), ("bob", "acme"), ("carol", "globex")]
+        return list(await asyncio.gather(*(request(u, a) for u, a in users)))
 
     for line in asyncio.run(main()):
         print(f"      {line}")

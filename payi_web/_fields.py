@@ -7,12 +7,17 @@ it sits on the hot path and must cost well under a microsecond.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypedDict
 
-__all__ = ["FIELD_NAMES", "TrackFields", "validate_fields"]
+from ._log import warn_once
+
+__all__ = ["FIELD_NAMES", "Deferred", "TrackFields", "validate_fields"]
 
 _STR: Final = "str"
+_LAZY_STR: Final = "lazy-str"
 _INT: Final = "int"
 _BOOL: Final = "bool"
 _IDS: Final = "ids"
@@ -26,8 +31,8 @@ _FIELD_KINDS: Final[dict[str, str]] = {
     "use_case_step": _STR,
     "use_case_properties": _PROPS,
     "limit_ids": _IDS,
-    "user_id": _STR,
-    "account_name": _STR,
+    "user_id": _LAZY_STR,
+    "account_name": _LAZY_STR,
     "request_properties": _PROPS,
     "price_as_category": _STR,
     "price_as_resource": _STR,
@@ -37,6 +42,88 @@ _FIELD_KINDS: Final[dict[str, str]] = {
 }
 
 FIELD_NAMES: Final[tuple[str, ...]] = tuple(_FIELD_KINDS)
+
+
+class Deferred:
+    """A `user_id` or `account_name` computed on first use, at most once, e.g. from the request's user.
+
+    Framework layers seed a request's scope with these so that a request making no GenAI call
+    costs no session or database query. A resolver that raises, or returns something other
+    than a str or None, is logged once (with the traceback) and the field is left unset: the
+    request and its GenAI calls go on. `aresolve`, when given, is used where the call runs on
+    an event loop (e.g. Django's `request.auser()`).
+    """
+
+    __slots__ = ("_aresolve", "_done", "_lock", "_name", "_pending", "_resolve", "_value")
+
+    def __init__(
+        self,
+        resolve: Callable[[], object],
+        *,
+        aresolve: Callable[[], Awaitable[object]] | None = None,
+        name: str = "resolver",
+    ) -> None:
+        self._resolve = resolve
+        self._aresolve = aresolve
+        self._name = name
+        self._value: str | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._pending: asyncio.Future[object] | None = None
+
+    def __repr__(self) -> str:
+        state = repr(self._value) if self._done else "unresolved"
+        return f"Deferred({self._name}: {state})"
+
+    def _settle(self, value: object) -> None:
+        if value is not None and not isinstance(value, str):
+            warn_once(
+                f"resolver-type:{self._name}",
+                "payi_web: %s returned %s, not str or None; the field is left unset",
+                self._name,
+                type(value).__name__,
+            )
+            value = None
+        self._value = value or None
+        self._done = True
+
+    def _failed(self) -> None:
+        warn_once(
+            f"resolver:{self._name}",
+            "payi_web: %s raised; the field is left unset",
+            self._name,
+            exc_info=True,
+        )
+        self._value = None
+        self._done = True
+
+    def get(self) -> str | None:
+        if not self._done:
+            with self._lock:
+                if not self._done:
+                    try:
+                        self._settle(self._resolve())
+                    except Exception:
+                        self._failed()
+        return self._value
+
+    async def aget(self) -> str | None:
+        if self._done:
+            return self._value
+        if self._aresolve is None:
+            return self.get()
+        if self._pending is None:
+            # Concurrent calls of one request share one resolution.
+            self._pending = asyncio.ensure_future(self._aresolve())
+        try:
+            value = await asyncio.shield(self._pending)
+        except Exception:
+            if not self._done:
+                self._failed()
+        else:
+            if not self._done:
+                self._settle(value)
+        return self._value
 
 
 def _closest(name: str) -> str | None:
@@ -93,8 +180,8 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
             raise _unknown_field(where, name)
         if value is None:
             continue
-        if kind is _STR:
-            if not isinstance(value, str):
+        if kind is _STR or kind is _LAZY_STR:
+            if not isinstance(value, str) and not (kind is _LAZY_STR and isinstance(value, Deferred)):
                 raise TypeError(f"{where}: {name} must be str, got {_type_name(value)} {value!r}")
         elif kind is _INT:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -121,8 +208,8 @@ class TrackFields(TypedDict, total=False):
     use_case_step: str | None
     use_case_properties: dict[str, str | None] | None
     limit_ids: list[str] | None
-    user_id: str | None
-    account_name: str | None
+    user_id: str | Deferred | None
+    account_name: str | Deferred | None
     request_properties: dict[str, str | None] | None
     price_as_category: str | None
     price_as_resource: str | None

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ._fields import FIELD_NAMES
+from ._fields import FIELD_NAMES, Deferred
 
 __all__ = ["TrackingContext", "get_context"]
 
@@ -113,8 +113,8 @@ class Frame:
     use_case_step: str | None
     use_case_properties: Props | None
     limit_ids: tuple[str, ...] | None
-    user_id: str | None
-    account_name: str | None
+    user_id: str | Deferred | None
+    account_name: str | Deferred | None
     request_properties: Props | None
     price_as_category: str | None
     price_as_resource: str | None
@@ -130,6 +130,20 @@ class Frame:
         value = self.use_case_id
         return value.get() if isinstance(value, LazyId) else value
 
+    def resolved_user_id(self) -> str | None:
+        value = self.user_id
+        return value.get() if isinstance(value, Deferred) else value
+
+    def resolved_account_name(self) -> str | None:
+        value = self.account_name
+        return value.get() if isinstance(value, Deferred) else value
+
+    async def aresolve(self) -> None:
+        """Resolve deferred values the async way (a resolver may need the event loop's own path)."""
+        for value in (self.user_id, self.account_name):
+            if isinstance(value, Deferred):
+                await value.aget()
+
     def snapshot(self) -> TrackingContext:
         uc_props = self.use_case_properties
         req_props = self.request_properties
@@ -140,8 +154,8 @@ class Frame:
             use_case_step=self.use_case_step,
             use_case_properties=dict(uc_props.data) if uc_props is not None else None,
             limit_ids=self.limit_ids,
-            user_id=self.user_id,
-            account_name=self.account_name,
+            user_id=self.resolved_user_id(),
+            account_name=self.resolved_account_name(),
             request_properties=dict(req_props.data) if req_props is not None else None,
             price_as_category=self.price_as_category,
             price_as_resource=self.price_as_resource,
@@ -160,7 +174,7 @@ def _empty_frame() -> Frame:
     return frame
 
 
-def _str(value: str | None, parent: str | None) -> str | None:
+def _str(value: Any, parent: Any) -> Any:
     if value is None:
         return parent
     return value or None  # "" blocks inheritance

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Mapping
 from typing import Final
 
+from ._log import warn_once
 from .context import Frame, Props, current_frame
 
 __all__ = ["PayiHeaders", "payi_headers"]
-
-logger = logging.getLogger("payi_web")
 
 
 class PayiHeaders:
@@ -57,8 +55,6 @@ _UC_NAME: Final = H.USE_CASE_NAME.lower()
 _UC_DETAILS: Final = frozenset(n.lower() for n in (H.USE_CASE_ID, H.USE_CASE_VERSION, H.USE_CASE_STEP))
 _PROPERTY_HEADERS: Final = frozenset(n.lower() for n in (H.USE_CASE_PROPERTIES, H.REQUEST_PROPERTIES))
 
-_warned: set[str] = set()
-
 
 def header_safe(value: str, header: str) -> str:
     """`value` as a valid header value: every character outside printable ASCII percent-encoded.
@@ -69,13 +65,12 @@ def header_safe(value: str, header: str) -> str:
     """
     if value.isascii() and value.isprintable():
         return value
-    if header not in _warned:
-        _warned.add(header)
-        logger.warning(
-            "payi_web: %s has characters that cannot travel in an HTTP header; sent percent-encoded "
-            "(UTF-8). This is logged once per header.",
-            header,
-        )
+    warn_once(
+        f"header-unsafe:{header}",
+        "payi_web: %s has characters that cannot travel in an HTTP header; sent percent-encoded "
+        "(UTF-8). This is logged once per header.",
+        header,
+    )
     return "".join(
         char
         if char.isascii() and char.isprintable()
@@ -113,8 +108,8 @@ def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
     if frame.limit_ids:
         add((H.LIMIT_IDS, header_safe(",".join(frame.limit_ids), H.LIMIT_IDS)))
     for header, value in (
-        (H.USER_ID, frame.user_id),
-        (H.ACCOUNT_NAME, frame.account_name),
+        (H.USER_ID, frame.resolved_user_id()),
+        (H.ACCOUNT_NAME, frame.resolved_account_name()),
     ):
         if value:
             add((header, header_safe(value, header)))
