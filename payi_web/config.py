@@ -2,24 +2,102 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._fields import validate_fields
 from .context import EMPTY_FRAME, derive, set_root
 
-__all__ = ["configure"]
+__all__ = ["Config", "configure", "current_config", "proxy_url"]
+
+DEFAULT_BASE_URL = "https://api.pay-i.com"
+
+_PROXY_PATHS = {
+    "openai": "/api/v1/proxy/openai/v1",
+    "azure.openai": "/api/v1/proxy/azure.openai",
+    "anthropic": "/api/v1/proxy/anthropic",
+    "aws.bedrock": "/api/v1/proxy/aws.bedrock",
+}
 
 
-def configure(*, defaults: Mapping[str, Any] | None = None) -> None:
-    """Set the application-wide defaults: the root scope that applies in every thread and task.
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration. Its repr never shows the API key."""
 
-    `defaults` takes the fields of `track()` and follows the same rules, computed once from an
-    empty parent (so `{"use_case_name": "app"}` starts one application-wide use case instance).
-    Calling `configure()` again replaces the previous configuration; `configure()` resets it.
-    Bad values raise `TypeError`/`ValueError` here, naming the field.
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    header_hosts: tuple[str, ...] = ()
+    # The local ledger's file; None: off. (Resolved by configure() from its argument and PAYI_LEDGER.)
+    ledger: str | None = None
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "unset"
+        return (
+            f"Config(api_key=<{key}>, base_url={self.base_url!r}, header_hosts={self.header_hosts!r}, "
+            f"ledger={self.ledger!r})"
+        )
+
+
+_config = Config()
+
+
+def current_config() -> Config:
+    return _config
+
+
+def _url_prefix(where: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"configure(): {where} must be a URL string, got {type(value).__name__}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            f"configure(): {where} must be an http(s) URL like 'https://host[:port][/path]', got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def configure(
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    header_hosts: Sequence[str] = (),
+) -> Config:
+    """Set the process-wide configuration; each call replaces the previous one whole.
+
+    - `defaults`: application-wide context fields, the root scope that applies in every thread
+      and task, computed once from an empty parent by the rules of `track()`.
+    - `api_key`: Pay-i's API key (default: the `PAYI_API_KEY` environment variable).
+    - `base_url`: Pay-i's URL (default: `PAYI_BASE_URL`, else https://api.pay-i.com).
+    - `header_hosts`: further URL prefixes whose requests carry the Pay-i headers (an LLM gateway).
+
+    Bad values raise `TypeError`/`ValueError` here, naming the argument. `configure()` with no
+    arguments returns to the defaults.
     """
+    global _config
     if defaults is not None and not isinstance(defaults, Mapping):
         raise TypeError(f"configure(): defaults must be a dict, got {type(defaults).__name__}")
-    args = validate_fields("configure(defaults)", defaults or {})
-    set_root(derive(EMPTY_FRAME, args))
+    root = derive(EMPTY_FRAME, validate_fields("configure(defaults)", defaults or {}))
+    if api_key is not None and not isinstance(api_key, str):
+        raise TypeError(f"configure(): api_key must be str, got {type(api_key).__name__}")
+    if isinstance(header_hosts, str) or not isinstance(header_hosts, Sequence):
+        raise TypeError("configure(): header_hosts must be a list of URL prefixes")
+    config = Config(
+        api_key=api_key or os.environ.get("PAYI_API_KEY") or None,
+        base_url=_url_prefix("base_url", base_url or os.environ.get("PAYI_BASE_URL") or DEFAULT_BASE_URL),
+        header_hosts=tuple(_url_prefix("header_hosts item", host) for host in header_hosts),
+    )
+    set_root(root)
+    _config = config
+    return config
+
+
+def proxy_url(provider: str) -> str:
+    """The Pay-i proxy's base URL for `provider`: e.g. `OpenAI(base_url=payi_web.proxy_url("openai"))`."""
+    path = _PROXY_PATHS.get(provider)
+    if path is None:
+        raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(_PROXY_PATHS)}")
+    return _config.base_url + path

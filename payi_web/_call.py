@@ -1,0 +1,226 @@
+"""One outgoing request through an instrumented client: its Pay-i headers and, for a GenAI call, its record.
+
+The HTTP library is passed in (httpx or httpx2: the same API), so one piece of code serves both.
+Every step is guarded by the caller (`instrument.py`): whatever fails here, the request goes
+out as it would without payi-web.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from . import records
+from ._genai import Endpoint, RequestFacts, StreamObserver, classify, prepare_body, usage_from_json
+from ._log import warn_once
+from .config import Config, current_config
+from .context import Frame, current_frame
+from .headers import PayiHeaders, merge_headers
+
+_MAX_BUFFERED_BODY = 8 * 1024 * 1024
+_API_KEY = PayiHeaders.API_KEY
+
+
+def bound_for_payi(url: str, config: Config) -> bool:
+    """Whether `url` (without query) is under the Pay-i base URL or one of the header hosts."""
+    for prefix in (config.base_url, *config.header_hosts):
+        if url == prefix or url.startswith(prefix + "/"):
+            return True
+    return False
+
+
+def _plain_url(request: Any) -> str:
+    url = request.url
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+
+
+def _has_payi_headers(request: Any) -> bool:
+    return any(key.lower().startswith(b"xproxy-") for key, _ in request.headers.raw)
+
+
+class Call:
+    """A GenAI call in flight: what is needed to build its record when it ends."""
+
+    __slots__ = (
+        "_buffer",
+        "_done",
+        "_observer",
+        "endpoint",
+        "facts",
+        "frame",
+        "headers",
+        "method",
+        "proxied",
+        "response_facts",
+        "start",
+        "started_at",
+        "status",
+        "url",
+    )
+
+    def __init__(self, endpoint: Endpoint, frame: Frame, url: str, method: str, proxied: bool) -> None:
+        self.endpoint = endpoint
+        self.frame = frame
+        self.url = url
+        self.method = method
+        self.proxied = proxied
+        self.facts = RequestFacts()
+        self.headers: dict[str, str] = {}
+        self.started_at = datetime.now(timezone.utc)
+        self.start = time.perf_counter()
+        self.status: int | None = None
+        self.response_facts = usage_from_json(None, endpoint.category)
+        self._observer: StreamObserver | None = None
+        self._buffer: bytearray | None = None
+        self._done = False
+
+    # --- the response ---------------------------------------------------------------------
+
+    def on_response(self, response: Any) -> bool:
+        """Take the status and, if the body was read already, finish. True: the body is still to come."""
+        self.status = response.status_code
+        content_type = response.headers.get("content-type", "")
+        if self.facts.stream or "text/event-stream" in content_type:
+            hide = self.facts.added_usage and response.status_code < 400
+            self._observer = StreamObserver(self.endpoint.category, hide, time.perf_counter)
+        if not hasattr(response, "_content"):
+            if self._observer is None:
+                self._buffer = bytearray()
+            return True
+        # The body was read already (a non-streaming send, or a body given whole).
+        if self._observer is not None:
+            content = self._observer.feed(response.content)
+            response._content = content + self._observer.finish()
+        else:
+            self._parse_json(response.content)
+        self.finish()
+        return False
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Observe one chunk of a streamed body; return what the caller gets."""
+        if self._done:
+            return chunk
+        try:
+            if self._observer is not None:
+                return self._observer.feed(chunk)
+            if self._buffer is not None and len(self._buffer) + len(chunk) <= _MAX_BUFFERED_BODY:
+                self._buffer += chunk
+        except Exception:
+            warn_once("observe-stream", "payi_web: could not observe a response stream", exc_info=True)
+            self._observer = self._buffer = None
+        return chunk
+
+    def end_of_body(self) -> bytes:
+        """The body ended: pass on what is held back, and finish the record."""
+        tail = b""
+        try:
+            if self._observer is not None:
+                tail = self._observer.finish()
+            elif self._buffer:
+                self._parse_json(bytes(self._buffer))
+        except Exception:
+            warn_once("observe-stream", "payi_web: could not observe a response stream", exc_info=True)
+        self.finish()
+        return tail
+
+    def _parse_json(self, body: bytes) -> None:
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return
+        self.response_facts = usage_from_json(payload, self.endpoint.category)
+
+    # --- the record -----------------------------------------------------------------------
+
+    def finish(self, error: bool = False) -> None:
+        """Build the record once and hand it to the sinks (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            records.emit(self._record(error))
+        except Exception:
+            warn_once("build-record", "payi_web: could not build a call record", exc_info=True)
+
+    def _record(self, error: bool) -> records.CallRecord:
+        now = time.perf_counter()
+        observer = self._observer
+        facts = self.response_facts
+        units, response_id, model = facts.units, facts.response_id, facts.model
+        first_event = None
+        if observer is not None:
+            units, response_id, model = observer.units, observer.response_id, observer.model
+            first_event = observer.first_event_at
+        return records.CallRecord(
+            timestamp=self.started_at,
+            category=self.endpoint.category,
+            resource=self.facts.model or model,
+            method=self.method,
+            url=self.url,
+            status=self.status,
+            latency_ms=(now - self.start) * 1000,
+            time_to_first_token_ms=None if first_event is None else (first_event - self.start) * 1000,
+            response_id=response_id,
+            failed=error or self.status is None or self.status >= 400,
+            streamed=observer is not None,
+            proxied=self.proxied,
+            context=self.frame.snapshot(),
+            units=units,
+            headers=self.headers,
+        )
+
+
+def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tuple[Any, Call | None]:
+    """Attach the Pay-i headers where they belong and open a Call for a GenAI endpoint.
+
+    Returns the request to send (possibly rebuilt with a new body) and the Call, or None when
+    the request is neither bound for Pay-i nor a GenAI call.
+    """
+    if request.extensions.get("payi_web_bypass"):
+        return request, None
+    config = current_config()
+    url = _plain_url(request)
+    proxied = bound_for_payi(url, config)
+    endpoint = classify(request.method, request.url.host, request.url.path)
+    if not proxied and endpoint is None:
+        if _has_payi_headers(request):
+            _strip_payi_headers(request)  # attribution never leaks to other hosts
+        return request, None
+    frame = frame or current_frame()
+    explicit = {k: v for k, v in request.headers.items() if k.lower().startswith("xproxy-")}
+    headers = merge_headers(frame, explicit, proxied)
+    _strip_payi_headers(request)
+    if proxied:
+        request.headers.update(headers)
+        if config.api_key and not any(k.lower() == _API_KEY.lower() for k in headers):
+            request.headers[_API_KEY] = config.api_key
+    if endpoint is None:
+        return request, None
+    call = Call(endpoint, frame, url, request.method, proxied)
+    call.headers = {k: v for k, v in headers.items() if k.lower() != _API_KEY.lower()}
+    try:
+        body = request.content
+    except Exception:  # a streaming request body: the model stays unknown
+        body = b""
+    call.facts, new_body = prepare_body(endpoint, body)
+    if new_body is not None:
+        request = _with_body(request, new_body)
+    if streaming_send:
+        # The stream is read as it passes by: ask for it uncompressed.
+        request.headers["accept-encoding"] = "identity"
+    return request, call
+
+
+def _strip_payi_headers(request: Any) -> None:
+    for key in {k.lower() for k in request.headers if k.lower().startswith("xproxy-")}:
+        del request.headers[key]
+
+
+def _with_body(request: Any, body: bytes) -> Any:
+    headers = request.headers.copy()
+    headers.pop("content-length", None)
+    return type(request)(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )

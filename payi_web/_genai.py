@@ -1,0 +1,246 @@
+"""Recognising GenAI calls by their endpoint, and reading model, ids and usage from their bodies.
+
+Everything here is pure parsing: no HTTP library, no I/O. Recording is by endpoint (whatever
+the host, so OpenAI-compatible gateways and local servers count); header emission is decided
+elsewhere, by host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .records import Units
+
+__all__ = ["Endpoint", "StreamObserver", "classify", "prepare_body", "usage_from_json"]
+
+OPENAI = "system.openai"
+AZURE_OPENAI = "system.azureopenai"
+ANTHROPIC = "system.anthropic"
+
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    category: str
+    kind: str  # "chat", "completions", "embeddings", "responses", "messages"
+    deployment: str | None = None  # Azure OpenAI: the model is often only in the URL
+
+
+def classify(method: str, host: str, path: str) -> Endpoint | None:
+    """The GenAI endpoint a request is bound for, or None for any other request."""
+    if method != "POST":
+        return None
+    path = path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        kind = "chat"
+    elif path.endswith("/completions"):
+        kind = "completions"
+    elif path.endswith("/embeddings"):
+        kind = "embeddings"
+    elif path.endswith("/responses"):
+        kind = "responses"
+    elif path.endswith("/messages") and "/threads/" not in path:  # not OpenAI's Assistants threads
+        return Endpoint(ANTHROPIC, "messages")
+    else:
+        return None
+    deployment = _AZURE_DEPLOYMENT.search(path)
+    if deployment or host.endswith(".openai.azure.com") or "/proxy/azure.openai" in path:
+        return Endpoint(AZURE_OPENAI, kind, deployment.group(1) if deployment else None)
+    return Endpoint(OPENAI, kind)
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    model: str | None = None
+    stream: bool = False
+    # True when we asked for usage on the caller's behalf: the usage-only chunk must be hidden.
+    added_usage: bool = False
+
+
+def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes | None]:
+    """Read the model and stream flag; for an OpenAI chat/completions stream that did not ask for
+    usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
+    facts = RequestFacts(model=endpoint.deployment)
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        return facts, None
+    if not isinstance(payload, dict):
+        return facts, None
+    model = payload.get("model")
+    if isinstance(model, str):
+        facts.model = model
+    facts.stream = payload.get("stream") is True
+    if facts.stream and endpoint.kind in ("chat", "completions"):
+        options = payload.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage") is True):
+            payload["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
+            facts.added_usage = True
+            return facts, json.dumps(payload, separators=(",", ":")).encode()
+    return facts, None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _detail(usage: dict[str, Any], key: str, sub: str) -> int:
+    details = usage.get(key)
+    return _int(details.get(sub)) if isinstance(details, dict) else 0
+
+
+def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
+    """Pay-i's unit kinds from a provider's `usage` object; {} when there is none."""
+    if not isinstance(usage, dict):
+        return {}
+    units: dict[str, Units] = {}
+    if category == ANTHROPIC:
+        if "input_tokens" not in usage and "output_tokens" not in usage:
+            return {}
+        units["text"] = Units(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))
+        cache_read = _int(usage.get("cache_read_input_tokens"))
+        cache_write = _int(usage.get("cache_creation_input_tokens"))
+    else:
+        if "prompt_tokens" in usage:  # chat, completions, embeddings
+            prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+            cache_read = _detail(usage, "prompt_tokens_details", "cached_tokens")
+            reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+        elif "input_tokens" in usage:  # responses
+            prompt, completion = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+            cache_read = _detail(usage, "input_tokens_details", "cached_tokens")
+            reasoning = _detail(usage, "output_tokens_details", "reasoning_tokens")
+        else:
+            return {}
+        units["text"] = Units(max(prompt - cache_read, 0), max(completion - reasoning, 0))
+        if reasoning:
+            units["reasoning"] = Units(0, reasoning)
+        cache_write = 0
+    if cache_read:
+        units["text_cache_read"] = Units(cache_read, 0)
+    if cache_write:
+        units["text_cache_write"] = Units(cache_write, 0)
+    return units
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    units: dict[str, Units]
+    response_id: str | None = None
+    model: str | None = None
+
+
+def usage_from_json(payload: Any, category: str) -> ResponseFacts:
+    """Usage, id and model of a complete (non-streamed) JSON response."""
+    if not isinstance(payload, dict):
+        return ResponseFacts({})
+    response_id = payload.get("id")
+    model = payload.get("model")
+    return ResponseFacts(
+        units_from_usage(payload.get("usage"), category),
+        response_id if isinstance(response_id, str) else None,
+        model if isinstance(model, str) else None,
+    )
+
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class StreamObserver:
+    """Watches a server-sent-events body pass by: usage, response id, time of the first event,
+    and (when usage was asked for on the caller's behalf) drops the usage-only chunk."""
+
+    def __init__(self, category: str, hide_usage_chunk: bool, clock: Callable[[], float]) -> None:
+        self.category = category
+        self.hide_usage_chunk = hide_usage_chunk
+        self.clock = clock
+        self.first_event_at: float | None = None
+        self.units: dict[str, Units] = {}
+        self.response_id: str | None = None
+        self.model: str | None = None
+        self._buffer = b""
+        self._anthropic_usage: dict[str, Any] = {}
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Observe `chunk`; return the bytes to pass on to the caller."""
+        self._buffer += chunk
+        out: list[bytes] = []
+        start = 0
+        for match in _EVENT_END.finditer(self._buffer):
+            event = self._buffer[start : match.end()]
+            start = match.end()
+            if self._observe(event):
+                out.append(event)
+        self._buffer = self._buffer[start:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The bytes still held (an unterminated last event), observed and passed on."""
+        rest, self._buffer = self._buffer, b""
+        return rest if rest and self._observe(rest) else b""
+
+    def _observe(self, event: bytes) -> bool:
+        data = b"\n".join(line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:"))
+        if not data:
+            return True
+        if self.first_event_at is None:
+            self.first_event_at = self.clock()
+        if data == b"[DONE]":
+            return True
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return True
+        if not isinstance(payload, dict):
+            return True
+        if self.category == ANTHROPIC:
+            self._anthropic(payload)
+            return True
+        return self._openai(payload)
+
+    def _openai(self, payload: dict[str, Any]) -> bool:
+        kind = payload.get("type")
+        if isinstance(kind, str) and kind.startswith("response."):  # the Responses API
+            response = payload.get("response")
+            if isinstance(response, dict):
+                facts = usage_from_json(response, self.category)
+                self.response_id = facts.response_id or self.response_id
+                self.model = facts.model or self.model
+                if facts.units:
+                    self.units = facts.units
+            return True
+        if self.response_id is None and isinstance(payload.get("id"), str):
+            self.response_id = payload["id"]
+        if self.model is None and isinstance(payload.get("model"), str):
+            self.model = payload["model"]
+        units = units_from_usage(payload.get("usage"), self.category)
+        if units:
+            self.units = units
+            if self.hide_usage_chunk and payload.get("choices") == []:
+                return False
+        return True
+
+    def _anthropic(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("type")
+        usage: Any = None
+        if kind == "message_start" and isinstance(payload.get("message"), dict):
+            message = payload["message"]
+            if isinstance(message.get("id"), str):
+                self.response_id = message["id"]
+            if isinstance(message.get("model"), str):
+                self.model = message["model"]
+            usage = message.get("usage")
+        elif kind == "message_delta":
+            usage = payload.get("usage")
+        if isinstance(usage, dict):
+            # message_start carries the input side, message_delta running totals: the latest
+            # value of each field wins, so nothing is counted twice.
+            self._anthropic_usage.update({k: v for k, v in usage.items() if v is not None})
+            self.units = units_from_usage(self._anthropic_usage, ANTHROPIC)

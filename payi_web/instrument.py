@@ -1,0 +1,234 @@
+"""`instrument()`: attach the tracking context to real OpenAI, Anthropic, httpx and httpx2 calls.
+
+The hook sits at the HTTP layer, in `Client.send` / `AsyncClient.send` of httpx and httpx2,
+so every endpoint, streaming or not, sync or async, is covered without a list of wrapped SDK
+methods: openai 1.x/2.x use httpx, openai >= 3 and anthropic >= 2 use httpx2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ._call import Call, begin
+from ._log import warn_once
+from .context import current_frame
+
+__all__ = ["instrument", "uninstrument"]
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class _Library:
+    module: Any
+    sync_send: Callable[..., Any]
+    async_send: Callable[..., Any]
+    sync_stream: type
+    async_stream: type
+
+
+def _load(name: str) -> _Library | None:
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return _Library(
+        module,
+        module.Client.send,
+        module.AsyncClient.send,
+        _sync_stream_class(module.SyncByteStream),
+        _async_stream_class(module.AsyncByteStream),
+    )
+
+
+def _sync_stream_class(base: type) -> type:
+    class ObservedStream(base):  # type: ignore[misc]
+        """The response body, observed as it passes to the caller."""
+
+        def __init__(self, inner: Any, call: Call) -> None:
+            self._inner = inner
+            self._call = call
+            # A stream dropped without being closed still completes its record.
+            weakref.finalize(self, call.finish)
+
+        def __iter__(self) -> Iterator[bytes]:
+            call = self._call
+            try:
+                for chunk in self._inner:
+                    out = call.feed(chunk)
+                    if out:
+                        yield out
+            except BaseException:
+                call.finish(error=True)
+                raise
+            tail = call.end_of_body()
+            if tail:
+                yield tail
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._call.finish()
+
+    return ObservedStream
+
+
+def _async_stream_class(base: type) -> type:
+    class ObservedAsyncStream(base):  # type: ignore[misc]
+        def __init__(self, inner: Any, call: Call) -> None:
+            self._inner = inner
+            self._call = call
+            weakref.finalize(self, call.finish)
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            call = self._call
+            try:
+                async for chunk in self._inner:
+                    out = call.feed(chunk)
+                    if out:
+                        yield out
+            except BaseException:
+                call.finish(error=True)
+                raise
+            tail = call.end_of_body()
+            if tail:
+                yield tail
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._call.finish()
+
+    return ObservedAsyncStream
+
+
+_LIBRARIES = [lib for lib in (_load("httpx"), _load("httpx2")) if lib is not None]
+
+
+def _guarded_begin(request: Any, kwargs: dict[str, Any], frame: Any = None) -> tuple[Any, Call | None]:
+    try:
+        return begin(request, bool(kwargs.get("stream")), frame)
+    except Exception:
+        warn_once(
+            "begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True
+        )
+        return request, None
+
+
+def _observe(lib: _Library, response: Any, call: Call, stream_class: type) -> None:
+    try:
+        if call.on_response(response):
+            response.stream = stream_class(response.stream, call)
+    except Exception:
+        warn_once("on-response", "payi_web: could not observe a response", exc_info=True)
+        call.finish()
+
+
+def _sync_wrapper(lib: _Library) -> Callable[..., Any]:
+    original = lib.sync_send
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        request, call = _guarded_begin(request, kwargs)
+        if call is None:
+            return original(self, request, **kwargs)
+        try:
+            response = original(self, request, **kwargs)
+        except BaseException:
+            call.finish(error=True)
+            raise
+        _observe(lib, response, call, lib.sync_stream)
+        return response
+
+    send.__payi_web__ = True  # type: ignore[attr-defined]
+    return send
+
+
+def _async_wrapper(lib: _Library) -> Callable[..., Any]:
+    original = lib.async_send
+
+    async def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        frame = current_frame()
+        try:
+            await frame.aresolve()  # deferred user/account, resolved the event loop's way
+        except Exception:
+            warn_once("aresolve", "payi_web: could not resolve the request's context", exc_info=True)
+        request, call = _guarded_begin(request, kwargs, frame)
+        if call is None:
+            return await original(self, request, **kwargs)
+        try:
+            response = await original(self, request, **kwargs)
+        except BaseException:
+            call.finish(error=True)
+            raise
+        _observe(lib, response, call, lib.async_stream)
+        return response
+
+    send.__payi_web__ = True  # type: ignore[attr-defined]
+    return send
+
+
+_WRAPPERS = {id(lib): (_sync_wrapper(lib), _async_wrapper(lib)) for lib in _LIBRARIES}
+
+
+def _http_client_of(client: Any) -> tuple[Any, Callable[..., Any]] | None:
+    """The httpx/httpx2 client inside `client` (itself, or an SDK client's `_client`) and its wrapper."""
+    for candidate in (client, getattr(client, "_client", None)):
+        for lib in _LIBRARIES:
+            sync_send, async_send = _WRAPPERS[id(lib)]
+            if isinstance(candidate, lib.module.Client):
+                return candidate, sync_send
+            if isinstance(candidate, lib.module.AsyncClient):
+                return candidate, async_send
+    return None
+
+
+def instrument(client: C | None = None) -> C | None:
+    """Instrument every httpx/httpx2-based client in the process, or only `client`.
+
+    With no argument, patches `send` of httpx's and httpx2's `Client` and `AsyncClient`, which
+    covers `openai.OpenAI`, `AsyncOpenAI`, `AzureOpenAI`, `anthropic.Anthropic`,
+    `AsyncAnthropic` and plain clients, including ones created before this call; calling it
+    again is harmless. With a client, instruments that client alone and returns it.
+    """
+    if client is None:
+        for lib in _LIBRARIES:
+            sync_send, async_send = _WRAPPERS[id(lib)]
+            lib.module.Client.send = sync_send
+            lib.module.AsyncClient.send = async_send
+        return None
+    found = _http_client_of(client)
+    if found is None:
+        raise TypeError(
+            f"instrument(): {type(client).__name__} is neither an httpx/httpx2 client "
+            "nor an SDK client built on one"
+        )
+    http_client, send = found
+    # An instance attribute: this client alone, whatever the global state.
+    http_client.send = types.MethodType(send, http_client)
+    return client
+
+
+def uninstrument(client: Any = None) -> None:
+    """Undo `instrument()`: globally, or for one client."""
+    if client is None:
+        for lib in _LIBRARIES:
+            lib.module.Client.send = lib.sync_send
+            lib.module.AsyncClient.send = lib.async_send
+        return
+    found = _http_client_of(client)
+    if found is not None and "send" in vars(found[0]):
+        del found[0].send
+
+
+def is_instrumented(client: Any = None) -> bool:
+    if client is None:
+        return any(getattr(lib.module.Client.send, "__payi_web__", False) for lib in _LIBRARIES)
+    found = _http_client_of(client)
+    return found is not None and getattr(found[0].send, "__payi_web__", False)

@@ -1,0 +1,125 @@
+"""What every tracked GenAI call leaves behind: an immutable record, and the sinks that receive it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ._log import warn_once
+from .context import TrackingContext
+
+__all__ = ["CallRecord", "Sink", "Units", "add_sink", "flush", "remove_sink"]
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """Tokens of one Pay-i unit kind. `None` means unknown, which is not the same as 0."""
+
+    input: int | None = None
+    output: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One GenAI call made by an instrumented client, built when the call ends."""
+
+    timestamp: datetime  # when the call started, UTC
+    category: str  # Pay-i's provider category: "system.openai", "system.anthropic", ...
+    resource: str | None  # the model, from the request body
+    method: str
+    url: str  # without the query string, which may hold secrets
+    status: int | None  # the HTTP status; None when no response arrived
+    latency_ms: float  # end to end, including the streamed body
+    time_to_first_token_ms: float | None  # streams only
+    response_id: str | None
+    failed: bool
+    streamed: bool
+    proxied: bool  # sent to Pay-i (its proxy) with the Pay-i headers
+    context: TrackingContext
+    # By Pay-i unit kind: "text", "text_cache_read", "text_cache_write", "reasoning".
+    # Empty when the usage is unknown (e.g. a stream abandoned before it arrived).
+    units: Mapping[str, Units]
+    headers: Mapping[str, str]  # the xProxy-* headers that were sent, the API key left out
+
+    @property
+    def usage_known(self) -> bool:
+        return bool(self.units)
+
+    @property
+    def input_tokens(self) -> int | None:
+        """All input tokens (text and cache), or None when unknown."""
+        return _total(self.units, "input")
+
+    @property
+    def output_tokens(self) -> int | None:
+        """All output tokens (text and reasoning), or None when unknown."""
+        return _total(self.units, "output")
+
+
+def _total(units: Mapping[str, Units], side: str) -> int | None:
+    if not units:
+        return None
+    return sum(getattr(unit, side) or 0 for unit in units.values())
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives every call record. `record` runs on the calling thread: it must only enqueue."""
+
+    def record(self, call: CallRecord) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Finish what is held; return whether all of it was written/delivered in time."""
+        ...
+
+
+_sinks: tuple[Sink, ...] = ()
+
+
+def add_sink(sink: Sink) -> None:
+    """Register `sink` for every call record (once; adding it again does nothing)."""
+    global _sinks
+    if not isinstance(sink, Sink):
+        raise TypeError(f"add_sink(): {sink!r} has no record()/flush() methods")
+    if not any(s is sink for s in _sinks):
+        _sinks = (*_sinks, sink)
+
+
+def remove_sink(sink: Sink) -> None:
+    global _sinks
+    _sinks = tuple(s for s in _sinks if s is not sink)
+
+
+def sinks() -> tuple[Sink, ...]:
+    return _sinks
+
+
+def emit(call: CallRecord) -> None:
+    """Hand `call` to every sink; a failing sink is logged once and never reaches the caller."""
+    for sink in _sinks:
+        try:
+            sink.record(call)
+        except Exception:
+            warn_once(
+                f"sink:{type(sink).__qualname__}",
+                "payi_web: sink %s failed to record a call; calls go on",
+                type(sink).__qualname__,
+                exc_info=True,
+            )
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Ask every sink to finish what it holds; True when all of it was written/delivered in time."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done = True
+    for sink in _sinks:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            done = sink.flush(remaining) and done
+        except Exception:
+            warn_once(f"sink-flush:{type(sink).__qualname__}", "payi_web: sink flush failed", exc_info=True)
+            done = False
+    return done
