@@ -42,6 +42,7 @@ _FIELD_KINDS: Final[dict[str, str]] = {
 }
 
 FIELD_NAMES: Final[tuple[str, ...]] = tuple(_FIELD_KINDS)
+_STR_FIELDS: Final = frozenset(name for name, kind in _FIELD_KINDS.items() if kind in (_STR, _LAZY_STR))
 
 
 class Deferred:
@@ -173,6 +174,13 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     Raises ``TypeError`` for an unknown field or a wrong type and ``ValueError`` for a bad value,
     each naming the field, so that a mistake surfaces where the scope is declared.
     """
+    # Fast path, for the common scope: plain strings only. `fields` is returned as is, so a
+    # caller passing a mapping it may change later must pass a copy.
+    for name, value in fields.items():
+        if type(value) is not str or name not in _STR_FIELDS:
+            break
+    else:
+        return fields  # type: ignore[return-value]
     clean: dict[str, Any] = {}
     for name, value in fields.items():
         kind = _FIELD_KINDS.get(name)

@@ -32,12 +32,14 @@ class Config:
     header_hosts: tuple[str, ...] = ()
     # The local ledger's file; None: off. (Resolved by configure() from its argument and PAYI_LEDGER.)
     ledger: str | None = None
+    # {model: (input, output) USD per million tokens}: the ledger's estimated cost. Empty: no estimate.
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict, hash=False)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "unset"
         return (
             f"Config(api_key=<{key}>, base_url={self.base_url!r}, header_hosts={self.header_hosts!r}, "
-            f"ledger={self.ledger!r})"
+            f"ledger={self.ledger!r}, prices={dict(self.prices)!r})"
         )
 
 
@@ -65,6 +67,8 @@ def configure(
     api_key: str | None = None,
     base_url: str | None = None,
     header_hosts: Sequence[str] = (),
+    ledger: str | os.PathLike[str] | bool | None = None,
+    prices: Mapping[str, tuple[float, float]] | None = None,
 ) -> Config:
     """Set the process-wide configuration; each call replaces the previous one whole.
 
@@ -73,6 +77,11 @@ def configure(
     - `api_key`: Pay-i's API key (default: the `PAYI_API_KEY` environment variable).
     - `base_url`: Pay-i's URL (default: `PAYI_BASE_URL`, else https://api.pay-i.com).
     - `header_hosts`: further URL prefixes whose requests carry the Pay-i headers (an LLM gateway).
+    - `ledger`: the local SQLite ledger of every call. Its file: `PAYI_LEDGER` if set, else this
+      path, else `payi_ledger.sqlite3` in the working directory. `False` turns it off, `True` or a
+      path on; by default it is on when no Pay-i API key is configured, off when one is.
+    - `prices`: `{model: (input, output)}` US dollars per million tokens, for the ledger's
+      estimated cost (none ship with payi-web); a call's `price_as_resource` is priced if given.
 
     Bad values raise `TypeError`/`ValueError` here, naming the argument. `configure()` with no
     arguments returns to the defaults.
@@ -80,18 +89,24 @@ def configure(
     global _config
     if defaults is not None and not isinstance(defaults, Mapping):
         raise TypeError(f"configure(): defaults must be a dict, got {type(defaults).__name__}")
-    root = derive(EMPTY_FRAME, validate_fields("configure(defaults)", defaults or {}))
+    root = derive(EMPTY_FRAME, validate_fields("configure(defaults)", dict(defaults or {})))
     if api_key is not None and not isinstance(api_key, str):
         raise TypeError(f"configure(): api_key must be str, got {type(api_key).__name__}")
     if isinstance(header_hosts, str) or not isinstance(header_hosts, Sequence):
         raise TypeError("configure(): header_hosts must be a list of URL prefixes")
+    from .ledger import setup as ledger_setup
+
+    api_key = api_key or os.environ.get("PAYI_API_KEY") or None
     config = Config(
-        api_key=api_key or os.environ.get("PAYI_API_KEY") or None,
+        api_key=api_key,
         base_url=_url_prefix("base_url", base_url or os.environ.get("PAYI_BASE_URL") or DEFAULT_BASE_URL),
         header_hosts=tuple(_url_prefix("header_hosts item", host) for host in header_hosts),
+        ledger=ledger_setup.resolve(ledger, api_key=api_key),
+        prices=ledger_setup.validate_prices(prices),
     )
     set_root(root)
     _config = config
+    ledger_setup.install(config.ledger, config.prices)
     return config
 
 

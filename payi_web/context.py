@@ -50,6 +50,7 @@ class TrackingContext(BaseModel):
 assert tuple(TrackingContext.model_fields) == FIELD_NAMES
 
 _id_lock = threading.Lock()
+_resolve_lock = threading.Lock()
 
 
 class LazyId:
@@ -86,13 +87,21 @@ class Props:
 
 
 class Frame:
-    """One scope's effective context. Never mutated once current, apart from its private caches."""
+    """One scope's effective context.
+
+    Entering a scope only records its parent and arguments (`Frame.child`); the fields are
+    derived on first use (`resolved()`), since most scopes make no GenAI call and the entry sits
+    on every request's path. Once resolved, a frame never changes, apart from its caches.
+    """
 
     __slots__ = (
+        "_args",
         "account_name",
         "headers",
         "limit_ids",
         "log_prompt_and_response",
+        "owner",
+        "parent",
         "price_as_category",
         "price_as_resource",
         "proxy",
@@ -125,6 +134,32 @@ class Frame:
     token: Token[Frame | None] | None
     # Header cache, keyed by proxy mode.
     headers: dict[bool, tuple[tuple[str, str], ...]]
+    # The track_context() object that entered this frame, if any (its exit finds its own frame).
+    owner: object
+    parent: Frame | None
+    # The scope's arguments until its fields are derived from them and the parent's.
+    _args: Mapping[str, Any] | None
+
+    @staticmethod
+    def child(parent: Frame, args: Mapping[str, Any], owner: object = None) -> Frame:
+        """A scope's frame, its fields to be derived from `parent` and `args` on first use."""
+        frame = Frame.__new__(Frame)
+        frame.parent = parent
+        frame._args = args
+        frame.owner = owner
+        frame.token = None
+        return frame
+
+    def resolved(self) -> Frame:
+        """This frame with its fields derived (once; thread-safe, so all threads agree on its ids)."""
+        args = self._args
+        if args is not None:
+            parent = self.parent.resolved()  # type: ignore[union-attr]  # a child always has one
+            with _resolve_lock:
+                if self._args is not None:
+                    _fill(self, parent, args)
+                    self._args = None
+        return self
 
     def resolved_use_case_id(self) -> str | None:
         value = self.use_case_id
@@ -170,6 +205,9 @@ def _empty_frame() -> Frame:
     for name in FIELD_NAMES:
         setattr(frame, name, None)
     frame.token = None
+    frame.owner = None
+    frame.parent = None
+    frame._args = None
     frame.headers = {}
     return frame
 
@@ -196,6 +234,14 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
     """The effective context of a scope given validated arguments `args` and its parent's frame."""
     frame = Frame.__new__(Frame)
     frame.token = None
+    frame.owner = None
+    frame.parent = None
+    frame._args = None
+    _fill(frame, parent.resolved(), args)
+    return frame
+
+
+def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
     frame.headers = {}
     get = args.get
 
@@ -248,7 +294,6 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
     frame.proxy = parent.proxy if proxy is None else proxy
     log = get("log_prompt_and_response")
     frame.log_prompt_and_response = parent.log_prompt_and_response if log is None else log
-    return frame
 
 
 EMPTY_FRAME = _empty_frame()
@@ -265,9 +310,20 @@ def set_root(frame: Frame) -> None:
     _root = frame
 
 
-def current_frame() -> Frame:
+def root() -> Frame:
+    return _root
+
+
+def current_scope() -> Frame:
+    """The innermost scope's frame, possibly not yet resolved."""
     frame = current_var.get()
     return _root if frame is None else frame
+
+
+def current_frame() -> Frame:
+    """The effective context here and now, resolved."""
+    frame = current_var.get()
+    return _root if frame is None else frame.resolved()
 
 
 def get_context() -> TrackingContext:

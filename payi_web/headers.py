@@ -79,15 +79,22 @@ def header_safe(value: str, header: str) -> str:
     )
 
 
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
+
+
 def _encode_props(props: Props, proxy: bool) -> str:
     encoded = props.encoded.get(proxy)
     if encoded is None:
         # Compact, ASCII-only JSON (as Pay-i's SDK sends it); base64 in proxy mode.
-        encoded = json.dumps(props.data, separators=(",", ":"))
+        encoded = _compact_json(props.data)
         if proxy:
             encoded = base64.b64encode(encoded.encode()).decode()
         props.encoded[proxy] = encoded
     return encoded
+
+
+def _safe(value: str, header: str) -> str:
+    return value if value.isascii() and value.isprintable() else header_safe(value, header)
 
 
 def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
@@ -95,24 +102,24 @@ def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
     add = out.append
     name = frame.use_case_name
     if name:
-        add((H.USE_CASE_NAME, header_safe(name, H.USE_CASE_NAME)))
+        add((H.USE_CASE_NAME, _safe(name, H.USE_CASE_NAME)))
         use_case_id = frame.resolved_use_case_id()
         if use_case_id is not None:
-            add((H.USE_CASE_ID, header_safe(use_case_id, H.USE_CASE_ID)))
+            add((H.USE_CASE_ID, _safe(use_case_id, H.USE_CASE_ID)))
         if frame.use_case_version is not None:
             add((H.USE_CASE_VERSION, str(frame.use_case_version)))
         if frame.use_case_step is not None:
-            add((H.USE_CASE_STEP, header_safe(frame.use_case_step, H.USE_CASE_STEP)))
+            add((H.USE_CASE_STEP, _safe(frame.use_case_step, H.USE_CASE_STEP)))
     if frame.use_case_properties is not None:
         add((H.USE_CASE_PROPERTIES, _encode_props(frame.use_case_properties, proxy)))
     if frame.limit_ids:
-        add((H.LIMIT_IDS, header_safe(",".join(frame.limit_ids), H.LIMIT_IDS)))
+        add((H.LIMIT_IDS, _safe(",".join(frame.limit_ids), H.LIMIT_IDS)))
     for header, value in (
         (H.USER_ID, frame.resolved_user_id()),
         (H.ACCOUNT_NAME, frame.resolved_account_name()),
     ):
         if value:
-            add((header, header_safe(value, header)))
+            add((header, _safe(value, header)))
     if frame.request_properties is not None:
         add((H.REQUEST_PROPERTIES, _encode_props(frame.request_properties, proxy)))
     for header, value in (
@@ -121,7 +128,7 @@ def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
         (H.RESOURCE_SCOPE, frame.resource_scope),
     ):
         if value:
-            add((header, header_safe(value, header)))
+            add((header, _safe(value, header)))
     if frame.log_prompt_and_response is False:
         add((H.LOGGING_DISABLE, "True"))
     return tuple(out)

@@ -7,25 +7,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from .context import current_var
+from .context import Frame, current_var
 
 __all__ = ["bind_context", "patch_thread_pool", "unpatch_thread_pool"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_original_submit = ThreadPoolExecutor.submit
 
-
-def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
-    """`fn`, made to run with the tracking context current here, wherever it is called from.
-
-    Only the tracking context is carried (not a copy of the whole `contextvars.Context`), so
-    the bound callable may run in many threads at once, e.g. through `executor.map`.
-    """
-    frame = current_var.get()
-
-    @functools.wraps(fn)
+def _bound(fn: Callable[P, R], frame: Frame | None) -> Callable[P, R]:
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
         token = current_var.set(frame)
         try:
@@ -36,10 +26,18 @@ def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
     return bound
 
 
-def _submit_in_context(
-    self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-) -> Future[Any]:
-    return _original_submit(self, bind_context(fn), *args, **kwargs)
+def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn`, made to run with the tracking context current here, wherever it is called from.
+
+    Only the tracking context is carried (not a copy of the whole `contextvars.Context`), so
+    the bound callable may run in many threads at once, e.g. through `executor.map`.
+    """
+    return functools.wraps(fn)(_bound(fn, current_var.get()))
+
+
+# The submit() that patch_thread_pool() wrapped (whatever it was then: another library may
+# have wrapped it too), restored by unpatch_thread_pool().
+_wrapped_submit: Callable[..., Future[Any]] | None = None
 
 
 def patch_thread_pool() -> None:
@@ -47,8 +45,20 @@ def patch_thread_pool() -> None:
 
     Opt-in, process-wide, idempotent; `unpatch_thread_pool()` undoes it.
     """
-    ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign,assignment]
+    global _wrapped_submit
+    if _wrapped_submit is not None:
+        return
+    previous = ThreadPoolExecutor.submit
+
+    def submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return previous(self, _bound(fn, current_var.get()), *args, **kwargs)
+
+    _wrapped_submit = previous
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
 
 
 def unpatch_thread_pool() -> None:
-    ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign]
+    global _wrapped_submit
+    if _wrapped_submit is not None:
+        ThreadPoolExecutor.submit = _wrapped_submit  # type: ignore[method-assign]
+        _wrapped_submit = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import Token
 from types import TracebackType
@@ -13,13 +12,14 @@ from typing import Any, TypeVar, cast, overload
 from typing_extensions import Unpack
 
 from ._fields import TrackFields, validate_fields
-from .context import Frame, current_frame, current_var, derive
+from ._log import warn_once
+from . import context as _context
+from .context import Frame, current_scope, current_var
 
 __all__ = ["track", "track_context"]
 
-logger = logging.getLogger("payi_web")
-
 F = TypeVar("F", bound=Callable[..., Any])
+_new_frame = Frame.__new__
 _Y = TypeVar("_Y")
 
 
@@ -41,7 +41,7 @@ def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, 
     # across its yields.
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Generator[_Y, Any, Any]:
-        return _drive(fn(*a, **kw), derive(current_frame(), args))
+        return _drive(fn(*a, **kw), Frame.child(current_scope(), args))
 
     return wrapper
 
@@ -75,7 +75,7 @@ def _drive(gen: Generator[_Y, Any, Any], frame: Frame) -> Generator[_Y, Any, Any
 def _async_generator(fn: Callable[..., AsyncGenerator[_Y, Any]], args: dict[str, Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
-        return _adrive(fn(*a, **kw), derive(current_frame(), args))
+        return _adrive(fn(*a, **kw), Frame.child(current_scope(), args))
 
     return wrapper
 
@@ -119,7 +119,7 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
         @functools.wraps(fn)
         async def async_wrapper(*a: Any, **kw: Any) -> Any:
-            token = current_var.set(derive(current_frame(), args))
+            token = current_var.set(Frame.child(current_scope(), args))
             try:
                 return await fn(*a, **kw)
             finally:
@@ -129,7 +129,7 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
-        token = current_var.set(derive(current_frame(), args))
+        token = current_var.set(Frame.child(current_scope(), args))
         try:
             return fn(*a, **kw)
         finally:
@@ -167,7 +167,12 @@ class track_context:
         self._args = validate_fields("track_context()", fields)
 
     def __enter__(self) -> None:
-        frame = derive(current_frame(), self._args)
+        # Frame.child() and current_scope(), inlined: this runs on every request's path.
+        frame = _new_frame(Frame)
+        parent = current_var.get()
+        frame.parent = parent if parent is not None else _context._root
+        frame._args = self._args
+        frame.owner = self
         frame.token = current_var.set(frame)
 
     def __exit__(
@@ -177,13 +182,24 @@ class track_context:
         tb: TracebackType | None,
     ) -> None:
         frame = current_var.get()
-        token = frame.token if frame is not None else None
-        if token is None:
-            # Only a scope left out of order gets here (e.g. exited in another task than the
-            # one that entered it); tracking never breaks the caller over it.
-            logger.warning("payi_web: track_context() exited out of order; context left unchanged")
+        if frame is not None and frame.owner is self and frame.token is not None:
+            try:
+                current_var.reset(frame.token)
+            except ValueError:
+                _restore(frame.token)
             return
-        _restore(token)
+        # A scope inside was left open: find the innermost frame this object entered (the
+        # scopes left open inside it are discarded with it).
+        while frame is not None and (frame.owner is not self or frame.token is None):
+            frame = frame.parent
+        if frame is None or frame.token is None:
+            # Exited without a matching entry in this context (e.g. in another task than the
+            # one that entered it): tracking never breaks the caller over it.
+            warn_once(
+                "exit-out-of-order", "payi_web: track_context() exited out of order; context left unchanged"
+            )
+            return
+        _restore(frame.token)
 
     async def __aenter__(self) -> None:
         self.__enter__()

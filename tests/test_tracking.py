@@ -326,11 +326,22 @@ def test_exception_in_the_body_restores_the_parent() -> None:
 
 
 def test_exit_out_of_order_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from payi_web._log import forget
+
+    forget("exit-out-of-order")
     scope = track_context(user_id="a")
     with caplog.at_level(logging.WARNING, logger="payi_web"):
         scope.__exit__(None, None, None)
     assert "out of order" in caplog.text
     assert user() is None
+
+
+def test_exit_discards_a_scope_left_open_inside() -> None:
+    left_open = track_context(user_id="inner")
+    with track_context(user_id="outer"):
+        left_open.__enter__()
+        assert user() == "inner"
+    assert get_context() == payi_web.TrackingContext()
 
 
 # --- get_context() and configure() -------------------------------------------------------------
