@@ -11,9 +11,9 @@ from typing import Any, TypeVar, cast, overload
 
 from typing_extensions import Unpack
 
+from . import context as _context
 from ._fields import TrackFields, validate_fields
 from ._log import warn_once
-from . import context as _context
 from .context import Frame, current_scope, current_var
 
 __all__ = ["track", "track_context"]
