@@ -17,7 +17,7 @@ from ._genai import Endpoint, RequestFacts, StreamObserver, classify, prepare_bo
 from ._log import warn_once
 from .config import Config, current_config
 from .context import Frame, current_frame
-from .headers import PayiHeaders, merge_headers
+from .headers import CANONICAL, PayiHeaders, merge_headers
 
 _MAX_BUFFERED_BODY = 8 * 1024 * 1024
 _API_KEY = PayiHeaders.API_KEY
@@ -189,7 +189,8 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
             _strip_payi_headers(request)  # attribution never leaks to other hosts
         return request, None
     frame = frame or current_frame()
-    explicit = {k: v for k, v in request.headers.items() if k.lower().startswith("xproxy-")}
+    # httpx lower-cases names; Pay-i's spelling reads better in records and logs.
+    explicit = {CANONICAL.get(k, k): v for k, v in request.headers.items() if k.startswith("xproxy-")}
     headers = merge_headers(frame, explicit, proxied)
     _strip_payi_headers(request)
     if proxied:

@@ -33,8 +33,9 @@ class PayiHeaders:
 
 
 H = PayiHeaders
-_CONTEXT_HEADERS: Final = frozenset(
-    name.lower()
+# Lower-cased name -> Pay-i's spelling, for every header Pay-i reads.
+CANONICAL: Final = {
+    name.lower(): name
     for name in (
         H.USE_CASE_NAME,
         H.USE_CASE_ID,
@@ -49,8 +50,10 @@ _CONTEXT_HEADERS: Final = frozenset(
         H.PRICE_AS_RESOURCE,
         H.RESOURCE_SCOPE,
         H.LOGGING_DISABLE,
+        H.API_KEY,
     )
-)
+}
+_CONTEXT_HEADERS: Final = frozenset(CANONICAL) - {H.API_KEY.lower()}
 _UC_NAME: Final = H.USE_CASE_NAME.lower()
 _UC_DETAILS: Final = frozenset(n.lower() for n in (H.USE_CASE_ID, H.USE_CASE_VERSION, H.USE_CASE_STEP))
 _PROPERTY_HEADERS: Final = frozenset(n.lower() for n in (H.USE_CASE_PROPERTIES, H.REQUEST_PROPERTIES))

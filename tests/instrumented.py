@@ -1,0 +1,47 @@
+"""Shared helpers for the instrumented-client tests: real SDK clients on a fake provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import openai
+
+import payi_web
+from payi_web.fake_provider import FakeProvider
+
+PAYI = "https://api.pay-i.com"
+
+
+def openai_client(
+    provider: FakeProvider, base_url: str, *, lib: Any = httpx2, **kwargs: Any
+) -> openai.OpenAI:
+    """A real openai.OpenAI client whose HTTP goes to `provider` in-process (httpx2 or httpx)."""
+    http = lib.Client(transport=provider.transport(lib))
+    return openai.OpenAI(api_key="sk-test", base_url=base_url, http_client=http, max_retries=0, **kwargs)
+
+
+def async_openai_client(provider: FakeProvider, base_url: str, *, lib: Any = httpx2) -> openai.AsyncOpenAI:
+    http = lib.AsyncClient(transport=provider.transport(lib, asynchronous=True))
+    return openai.AsyncOpenAI(api_key="sk-test", base_url=base_url, http_client=http, max_retries=0)
+
+
+def anthropic_client(provider: FakeProvider, base_url: str) -> anthropic.Anthropic:
+    http = httpx2.Client(transport=provider.transport(httpx2))
+    return anthropic.Anthropic(api_key="sk-ant-test", base_url=base_url, http_client=http, max_retries=0)
+
+
+def async_anthropic_client(provider: FakeProvider, base_url: str) -> anthropic.AsyncAnthropic:
+    http = httpx2.AsyncClient(transport=provider.transport(httpx2, asynchronous=True))
+    return anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=base_url, http_client=http, max_retries=0)
+
+
+def proxy_openai(provider: FakeProvider, **kwargs: Any) -> openai.OpenAI:
+    return openai_client(provider, payi_web.proxy_url("openai"), **kwargs)
+
+
+CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "summarise this"}]}
+
+__all__ = ["CHAT", "PAYI", "httpx", "httpx2"]

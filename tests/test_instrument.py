@@ -1,0 +1,348 @@
+"""Real OpenAI/Anthropic/httpx clients, instrumented: the headers they send and the calls they record."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+import pytest
+
+import payi_web
+from payi_web import track_context
+from payi_web.fake_provider import FakeProvider
+from payi_web.records import Units
+from payi_web.testing import CapturedCalls, capture_calls
+from tests.instrumented import (
+    CHAT,
+    anthropic_client,
+    async_anthropic_client,
+    async_openai_client,
+    openai_client,
+    proxy_openai,
+)
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
+def test_chat_through_the_proxy_carries_headers_and_is_recorded(
+    provider: FakeProvider, lib: Any, payi_calls: CapturedCalls
+) -> None:
+    payi_web.configure(api_key="payi-secret-key", defaults={"limit_ids": ["cap"]})
+    client = payi_web.instrument(proxy_openai(provider, lib=lib))
+    with track_context(user_id="42", account_name="acme", use_case_name="summary"):
+        reply = client.chat.completions.create(**CHAT)
+    assert "offline demo model" in (reply.choices[0].message.content or "")
+    sent = provider.received[0]
+    assert sent.path == "/api/v1/proxy/openai/v1/chat/completions"
+    assert sent.headers["xproxy-user-id"] == "42"
+    assert sent.headers["xproxy-account-name"] == "acme"
+    assert sent.headers["xproxy-usecase-name"] == "summary"
+    assert sent.headers["xproxy-limit-ids"] == "cap"
+    assert sent.headers["xproxy-api-key"] == "payi-secret-key"
+    [call] = payi_calls
+    assert call.category == "system.openai"
+    assert call.resource == "gpt-4o-mini"
+    assert call.status == 200 and not call.failed and not call.streamed and call.proxied
+    assert call.context.user_id == "42"
+    assert call.units == {
+        "text": Units(input=reply.usage.prompt_tokens, output=reply.usage.completion_tokens)
+    }  # type: ignore[union-attr]
+    assert call.response_id == reply.id
+    assert call.headers["xProxy-UseCase-ID"] == sent.headers["xproxy-usecase-id"]
+    assert "xProxy-api-key" not in call.headers
+    assert call.url == "https://api.pay-i.com/api/v1/proxy/openai/v1/chat/completions"
+
+
+def test_other_hosts_get_no_pay_i_headers_but_genai_calls_are_recorded(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    payi_web.configure(api_key="payi-secret-key")
+    client = payi_web.instrument(openai_client(provider, "https://api.openai.com/v1"))
+    internal = httpx2.Client(transport=provider.transport(httpx2))
+    payi_web.instrument(internal)
+    with track_context(user_id="42", account_name="acme"):
+        client.chat.completions.create(**CHAT, extra_headers={"xProxy-User-ID": "explicit"})
+        internal.post(
+            "https://internal.example/api/things", json={"a": 1}, headers={"xProxy-Account-Name": "x"}
+        )
+    for request in provider.received:
+        assert request.payi_headers() == {}, request.path
+    [call] = payi_calls  # the internal API call is not a GenAI call
+    assert not call.proxied
+    assert call.context.user_id == "42"
+    assert call.headers["xProxy-User-ID"] == "explicit"  # the attribution, kept for the record
+
+
+def test_header_hosts_and_base_url_and_proxy_urls(provider: FakeProvider) -> None:
+    payi_web.configure(base_url="https://payi.internal:8443/", header_hosts=["http://127.0.0.1:8080/gw"])
+    assert payi_web.proxy_url("openai") == "https://payi.internal:8443/api/v1/proxy/openai/v1"
+    assert payi_web.proxy_url("azure.openai") == "https://payi.internal:8443/api/v1/proxy/azure.openai"
+    assert payi_web.proxy_url("anthropic") == "https://payi.internal:8443/api/v1/proxy/anthropic"
+    assert payi_web.proxy_url("aws.bedrock") == "https://payi.internal:8443/api/v1/proxy/aws.bedrock"
+    gateway = payi_web.instrument(openai_client(provider, "http://127.0.0.1:8080/gw/v1"))
+    lookalike = payi_web.instrument(openai_client(provider, "http://127.0.0.1:8080/gwx/v1"))
+    with track_context(user_id="7"):
+        gateway.chat.completions.create(**CHAT)
+        lookalike.chat.completions.create(**CHAT)
+    assert provider.received[0].headers["xproxy-user-id"] == "7"
+    assert "xproxy-api-key" not in provider.received[0].headers  # no key configured
+    assert provider.received[1].payi_headers() == {}
+    with pytest.raises(ValueError, match="base_url"):
+        payi_web.configure(base_url="ftp://nope")
+    with pytest.raises(ValueError, match="header_hosts"):
+        payi_web.configure(header_hosts=["not a url"])
+    with pytest.raises(ValueError, match="unknown provider"):
+        payi_web.proxy_url("bard")
+
+
+def test_environment_variables_configure_key_and_base_url(
+    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYI_API_KEY", "env-key")
+    monkeypatch.setenv("PAYI_BASE_URL", "https://eu.pay-i.example")
+    config = payi_web.configure()
+    assert config.base_url == "https://eu.pay-i.example"
+    client = payi_web.instrument(proxy_openai(provider))
+    client.chat.completions.create(**CHAT, extra_headers={"xProxy-api-key": "caller-key"})
+    client.chat.completions.create(**CHAT)
+    assert provider.received[0].headers["xproxy-api-key"] == "caller-key"  # the caller's wins
+    assert provider.received[1].headers["xproxy-api-key"] == "env-key"
+
+
+def test_api_key_never_in_reprs_or_logs(
+    provider: FakeProvider, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = payi_web.configure(api_key="sk-payi-VERY-SECRET")
+    assert "VERY-SECRET" not in repr(config)
+    assert "VERY-SECRET" not in str(config)
+    client = payi_web.instrument(proxy_openai(provider))
+    monkeypatch.setattr("payi_web._call.merge_headers", _raise)
+    with caplog.at_level(logging.DEBUG):
+        client.chat.completions.create(**CHAT)
+    assert "VERY-SECRET" not in caplog.text
+
+
+def _raise(*args: object, **kwargs: object) -> Any:
+    raise RuntimeError("header computation failed")
+
+
+def test_global_instrumentation_covers_clients_created_before(provider: FakeProvider) -> None:
+    created_before = proxy_openai(provider)
+    payi_web.instrument()
+    payi_web.instrument()  # twice is harmless
+    try:
+        with capture_calls() as calls, track_context(user_id="early"):
+            created_before.chat.completions.create(**CHAT)
+            proxy_openai(provider).chat.completions.create(**CHAT)
+        assert [c.context.user_id for c in calls] == ["early", "early"]
+        assert len(calls) == 2  # recorded once each, not twice
+        assert all(r.headers["xproxy-user-id"] == "early" for r in provider.received)
+    finally:
+        payi_web.uninstrument()
+    with capture_calls() as calls, track_context(user_id="after"):
+        created_before.chat.completions.create(**CHAT)
+    assert calls == []
+    assert "xproxy-user-id" not in provider.received[-1].headers
+
+
+def test_instrument_returns_the_client_and_rejects_other_objects(provider: FakeProvider) -> None:
+    client = proxy_openai(provider)
+    assert payi_web.instrument(client) is client
+    with pytest.raises(TypeError, match="neither an httpx"):
+        payi_web.instrument(object())
+    payi_web.uninstrument(client)
+    with capture_calls() as calls:
+        client.chat.completions.create(**CHAT)
+    assert calls == []
+
+
+def test_explicit_extra_headers_keep_core_precedence(provider: FakeProvider) -> None:
+    client = payi_web.instrument(
+        proxy_openai(provider, default_headers={"xProxy-Account-Name": "client-default"})
+    )
+    with track_context(
+        user_id="ctx", account_name="ctx-acct", use_case_name="chat", request_properties={"a": "1"}
+    ):
+        client.chat.completions.create(
+            **CHAT, extra_headers={"XPROXY-USER-ID": "", "xProxy-Request-Properties": '{"b":"2"}'}
+        )
+    headers = provider.received[0].headers
+    assert "xproxy-user-id" not in headers  # explicit empty removes
+    assert headers["xproxy-account-name"] == "client-default"  # default_headers are explicit too
+    assert json.loads(base64.b64decode(headers["xproxy-request-properties"])) == {"b": "2"}
+    assert headers["xproxy-usecase-name"] == "chat"
+
+
+def test_non_ascii_values_go_out_percent_encoded(provider: FakeProvider) -> None:
+    client = payi_web.instrument(proxy_openai(provider))
+    with track_context(user_id="José", account_name="Müller GmbH\r\nX-Evil: 1"):
+        reply = client.chat.completions.create(**CHAT)
+    assert reply.choices
+    headers = provider.received[0].headers
+    assert headers["xproxy-user-id"] == "Jos%C3%A9"
+    assert headers["xproxy-account-name"] == "M%C3%BCller GmbH%0D%0AX-Evil: 1"
+    assert "x-evil" not in headers
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+def _chunks(stream: Any) -> list[str]:
+    return [json.dumps(chunk.model_dump(), sort_keys=True) for chunk in stream]
+
+
+@pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
+def test_stream_asks_for_usage_and_hides_the_extra_chunk(
+    provider: FakeProvider, lib: Any, payi_calls: CapturedCalls
+) -> None:
+    plain = openai_client(FakeProvider(), payi_web.proxy_url("openai"), lib=lib)
+    expected = _chunks(plain.chat.completions.create(**CHAT, stream=True))
+    client = payi_web.instrument(proxy_openai(provider, lib=lib))
+    with track_context(user_id="s1"):
+        seen = _chunks(client.chat.completions.create(**CHAT, stream=True))
+    assert seen == expected  # exactly what the caller sees without payi-web
+    assert provider.received[0].body["stream_options"] == {"include_usage": True}
+    [call] = payi_calls
+    assert call.streamed and call.time_to_first_token_ms is not None
+    assert call.units["text"].output == 12  # the fake provider answers 12 words
+    assert call.latency_ms >= call.time_to_first_token_ms
+
+
+def test_stream_that_asked_for_usage_itself_keeps_its_usage_chunk(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    client = payi_web.instrument(proxy_openai(provider))
+    chunks = list(client.chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    assert payi_calls[0].usage_known
+
+
+def test_stream_abandoned_early_records_unknown_usage(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    client = payi_web.instrument(proxy_openai(provider))
+    stream = client.chat.completions.create(**CHAT, stream=True)
+    next(iter(stream))
+    stream.close()
+    [call] = payi_calls
+    assert call.units == {} and not call.usage_known
+    assert call.input_tokens is None  # unknown, never zero
+
+
+def test_chat_completions_stream_helper_and_responses_stream(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    client = payi_web.instrument(proxy_openai(provider))
+    with track_context(use_case_name="helpers"):
+        with client.chat.completions.stream(**CHAT) as stream:
+            text = "".join(e.delta for e in stream if e.type == "content.delta")
+        events = list(client.responses.create(model="gpt-4.1", input="hello there", stream=True))
+        client.embeddings.create(model="text-embedding-3-small", input="abc def")
+    assert "offline demo model" in text
+    assert events[-1].type == "response.completed"
+    assert [c.resource for c in payi_calls] == ["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"]
+    assert all(c.usage_known and c.context.use_case_name == "helpers" for c in payi_calls)
+    assert payi_calls[1].response_id == events[-1].response.id  # type: ignore[union-attr]
+    assert payi_calls[2].units == {"text": Units(3, 0)}  # round(2 words * 4/3)
+
+
+def test_anthropic_messages_plain_and_streamed_count_usage_once(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    client = payi_web.instrument(anthropic_client(provider, payi_web.proxy_url("anthropic")))
+    request: dict[str, Any] = {
+        "model": "claude-x",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with track_context(account_name="acme"):
+        message = client.messages.create(**request)
+        with client.messages.stream(**request) as stream:
+            final = stream.get_final_message()
+    assert provider.received[0].path == "/api/v1/proxy/anthropic/v1/messages"
+    assert provider.received[1].headers["xproxy-account-name"] == "acme"
+    plain, streamed = payi_calls
+    assert plain.category == streamed.category == "system.anthropic"
+    assert plain.units == {"text": Units(message.usage.input_tokens, message.usage.output_tokens)}
+    assert streamed.units == {"text": Units(final.usage.input_tokens, final.usage.output_tokens)}
+    assert streamed.response_id == final.id
+
+
+async def test_async_clients_plain_and_streamed(provider: FakeProvider, payi_calls: CapturedCalls) -> None:
+    client = payi_web.instrument(async_openai_client(provider, payi_web.proxy_url("openai")))
+    claude = payi_web.instrument(async_anthropic_client(provider, payi_web.proxy_url("anthropic")))
+    async with track_context(user_id="async-user"):
+        await client.chat.completions.create(**CHAT)
+        stream = await client.chat.completions.create(**CHAT, stream=True)
+        chunks = [chunk async for chunk in stream]
+        await claude.messages.create(model="c", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert all(chunk.choices for chunk in chunks)  # the added usage chunk is hidden
+    assert [c.streamed for c in payi_calls] == [False, True, False]
+    assert all(c.usage_known and c.context.user_id == "async-user" for c in payi_calls)
+    assert all(r.headers["xproxy-user-id"] == "async-user" for r in provider.received)
+
+
+async def test_async_stream_abandoned_early(provider: FakeProvider, payi_calls: CapturedCalls) -> None:
+    client = payi_web.instrument(async_openai_client(provider, payi_web.proxy_url("openai")))
+    stream = await client.chat.completions.create(**CHAT, stream=True)
+    async for _ in stream:
+        break
+    await stream.close()
+    [call] = payi_calls
+    assert call.streamed and not call.usage_known
+
+
+def test_failed_calls_are_recorded_as_failed(payi_calls: CapturedCalls) -> None:
+    provider = FakeProvider(fail_status=500)
+    client = payi_web.instrument(proxy_openai(provider))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(**CHAT)
+    [call] = payi_calls
+    assert call.failed and call.status == 500 and not call.usage_known
+
+
+def test_connection_errors_are_recorded_and_raised(payi_calls: CapturedCalls) -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(refuse))
+    client = payi_web.instrument(
+        openai.OpenAI(api_key="x", base_url=payi_web.proxy_url("openai"), http_client=http, max_retries=0)
+    )
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(**CHAT)
+    [call] = payi_calls
+    assert call.failed and call.status is None
+
+
+def test_concurrent_async_tasks_each_carry_their_own_user(provider: FakeProvider) -> None:
+    async def main() -> None:
+        client = payi_web.instrument(async_openai_client(provider, payi_web.proxy_url("openai")))
+
+        async def request(i: int) -> None:
+            async with track_context(user_id=f"user-{i}", request_properties={"request_id": str(i)}):
+                await asyncio.sleep(0)
+                stream = await client.chat.completions.create(**CHAT, stream=True)
+                async for _ in stream:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(request(i) for i in range(50)))
+
+    with capture_calls() as calls:
+        asyncio.run(main())
+    assert len(calls) == 50
+    for call in calls:
+        assert call.context.user_id == f"user-{call.context.request_properties['request_id']}"  # type: ignore[index]
+    for received in provider.received:
+        props = json.loads(base64.b64decode(received.headers["xproxy-request-properties"]))
+        assert received.headers["xproxy-user-id"] == f"user-{props['request_id']}"
