@@ -1,4 +1,7 @@
-"""`python -m payi_web demo`: the core in one screen, with no network and no account."""
+"""`python -m payi_web demo`: the core in one screen, with no network and no account.
+
+`python -m payi_web report`: usage per account, user, use case and model, from the local ledger.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from . import configure, get_context, payi_headers, track, track_context
+from .ledger import ReportError, run_report
+from .ledger import add_arguments as add_report_arguments
 
 
 def _show(label: str) -> None:
@@ -51,9 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m payi_web", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="show the tracking context and headers of a few scopes")
+    report = commands.add_parser(
+        "report", help="usage per account, user, use case and model, from the ledger"
+    )
+    add_report_arguments(report)
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo()
+    elif args.command == "report":
+        try:
+            run_report(args, sys.stdout)
+        except ReportError as exc:
+            report.exit(1, f"{report.prog}: error: {exc}\n")
     return 0
 
 

@@ -1,0 +1,278 @@
+"""The ledger's SQLite schema, its migrations, and how one call record becomes one row.
+
+The file holds two tables: `payi_schema` (one row per applied schema version, so a later
+payi-web can migrate a file written by an earlier one) and `calls` (one row per GenAI call).
+Every column but `id` and `timestamp` may be NULL: NULL means unknown or not given, which is
+never the same as 0 or "".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Final
+from urllib.parse import quote
+
+from ..records import CallRecord, Units
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "Price",
+    "connect",
+    "estimate_cost",
+    "format_timestamp",
+    "migrate",
+    "parse_timestamp",
+    "price_key",
+    "row_for",
+]
+
+# (input, output) US dollars per million tokens.
+Price = tuple[float, float]
+
+SCHEMA_VERSION: Final = 1
+
+# Version -> the statements that bring a file from the previous version to it.
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            timestamp TEXT NOT NULL,            -- call start, UTC, 'YYYY-MM-DDTHH:MM:SS.ffffffZ'
+            category TEXT,                      -- 'system.openai', 'system.anthropic', ...
+            model TEXT,                         -- the resource, from the request body
+            method TEXT,
+            url TEXT,                           -- without the query string
+            status INTEGER,                     -- HTTP status; NULL: no response arrived
+            latency_ms REAL,
+            time_to_first_token_ms REAL,        -- streams only
+            streamed INTEGER,
+            proxied INTEGER,
+            failed INTEGER NOT NULL,
+            response_id TEXT,
+            use_case_name TEXT,
+            use_case_id TEXT,
+            use_case_version INTEGER,
+            use_case_step TEXT,
+            use_case_properties TEXT,           -- JSON object
+            limit_ids TEXT,                     -- JSON array
+            user_id TEXT,
+            account_name TEXT,
+            request_properties TEXT,            -- JSON object
+            price_as_category TEXT,
+            price_as_resource TEXT,
+            resource_scope TEXT,
+            proxy INTEGER,
+            log_prompt_and_response INTEGER,
+            input_tokens INTEGER,               -- all input: text + cache read + cache write
+            output_tokens INTEGER,              -- all output: text + reasoning
+            text_input_tokens INTEGER,
+            text_output_tokens INTEGER,
+            cache_read_tokens INTEGER,
+            cache_write_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            units TEXT,                         -- JSON: every unit kind as reported, {} when unknown
+            estimated_cost_usd REAL             -- from the configured price table; NULL: no price known
+        )
+        """,
+        "CREATE INDEX calls_timestamp ON calls (timestamp)",
+    ),
+}
+
+# The columns `row_for` fills, in order.
+COLUMNS: Final[tuple[str, ...]] = (
+    "timestamp",
+    "category",
+    "model",
+    "method",
+    "url",
+    "status",
+    "latency_ms",
+    "time_to_first_token_ms",
+    "streamed",
+    "proxied",
+    "failed",
+    "response_id",
+    "use_case_name",
+    "use_case_id",
+    "use_case_version",
+    "use_case_step",
+    "use_case_properties",
+    "limit_ids",
+    "user_id",
+    "account_name",
+    "request_properties",
+    "price_as_category",
+    "price_as_resource",
+    "resource_scope",
+    "proxy",
+    "log_prompt_and_response",
+    "input_tokens",
+    "output_tokens",
+    "text_input_tokens",
+    "text_output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "units",
+    "estimated_cost_usd",
+)
+
+INSERT: Final = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+Row = tuple[object, ...]
+
+
+def connect(path: str, *, busy_timeout: float, read_only: bool = False) -> sqlite3.Connection:
+    """A connection for this thread; the writer's is in WAL mode, so many processes can share the file.
+
+    Opening is lazy in SQLite: a missing directory or a corrupt file shows up here or at the
+    first statement, as `sqlite3.Error`.
+    """
+    if read_only:
+        uri = "file:" + quote(path, safe="/:") + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+    else:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses no committed data on an application crash, only on power loss.
+            conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version: 0 for a new, empty file."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'payi_schema'"
+    ).fetchone()
+    if not exists:
+        return 0
+    (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM payi_schema").fetchone()
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to SCHEMA_VERSION in one transaction, safe against other processes; return its version.
+
+    A file written by a newer payi-web (a higher version) is left as it is: its `calls` table
+    keeps every column this version writes, so rows can still be added.
+    """
+    if schema_version(conn) >= SCHEMA_VERSION:  # the common case, without taking the write lock
+        return SCHEMA_VERSION
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS payi_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        version = schema_version(conn)  # again, under the lock: another process may have migrated
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO payi_schema (version, applied_at) VALUES (?, ?)",
+                (target, format_timestamp(datetime.now(timezone.utc))),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return max(version, SCHEMA_VERSION)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC with a fixed width, so that text order is time order (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def _json(value: object) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _side(units: Mapping[str, Units], kind: str, side: str) -> int | None:
+    unit = units.get(kind)
+    return None if unit is None else getattr(unit, side)
+
+
+def price_key(model: str | None, price_as_resource: str | None) -> str | None:
+    """The model a call is priced as: Pay-i's `price_as_resource` when given, else the request's model."""
+    return price_as_resource or model
+
+
+def estimate_cost(
+    prices: Mapping[str, Price], key: str | None, input_tokens: int | None, output_tokens: int | None
+) -> float | None:
+    """US dollars for these tokens at `prices[key]`, or None when no price or no usage is known."""
+    if key is None or (input_tokens is None and output_tokens is None):
+        return None
+    price = prices.get(key)
+    if price is None:
+        return None
+    return ((input_tokens or 0) * price[0] + (output_tokens or 0) * price[1]) / 1_000_000
+
+
+def row_for(call: CallRecord, prices: Mapping[str, Price]) -> Row:
+    """The `calls` row of one record, in COLUMNS order."""
+    ctx = call.context
+    units = call.units
+    input_tokens = call.input_tokens
+    output_tokens = call.output_tokens
+    return (
+        format_timestamp(call.timestamp),
+        call.category,
+        call.resource,
+        call.method,
+        call.url,
+        call.status,
+        call.latency_ms,
+        call.time_to_first_token_ms,
+        int(call.streamed),
+        int(call.proxied),
+        int(call.failed),
+        call.response_id,
+        ctx.use_case_name,
+        ctx.use_case_id,
+        ctx.use_case_version,
+        ctx.use_case_step,
+        _json(ctx.use_case_properties),
+        _json(list(ctx.limit_ids) if ctx.limit_ids is not None else None),
+        ctx.user_id,
+        ctx.account_name,
+        _json(ctx.request_properties),
+        ctx.price_as_category,
+        ctx.price_as_resource,
+        ctx.resource_scope,
+        _bool(ctx.proxy),
+        _bool(ctx.log_prompt_and_response),
+        input_tokens,
+        output_tokens,
+        _side(units, "text", "input"),
+        _side(units, "text", "output"),
+        _side(units, "text_cache_read", "input"),
+        _side(units, "text_cache_write", "input"),
+        _side(units, "reasoning", "output"),
+        _json({kind: {"input": unit.input, "output": unit.output} for kind, unit in units.items()}),
+        estimate_cost(prices, price_key(call.resource, ctx.price_as_resource), input_tokens, output_tokens),
+    )

@@ -1,0 +1,348 @@
+"""`LedgerSink`: every call record kept in an SQLite file, written off the request path.
+
+`record()` (on the calling thread) only appends to a bounded in-memory queue. A background
+writer thread, started lazily in each process on the first record, writes what has queued up
+in batched transactions. The file is in WAL mode with a busy timeout, so the worker processes
+of one app (gunicorn, uWSGI, several `runserver`s) can share it. After `fork()` the child starts
+afresh: an empty queue, no writer, no inherited connection; its first record starts its own
+writer. Whatever is queued is written on `flush()`, `close()` and normal interpreter exit.
+
+Nothing here ever raises into the caller: a full queue drops the record, a locked, read-only
+or corrupt file fails the batch; both are counted (`stats`) and logged once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .._log import warn_once
+from ..records import CallRecord
+from .schema import INSERT, Price, connect, migrate, row_for
+
+__all__ = ["DEFAULT_MAX_QUEUE", "LedgerSink", "LedgerStats"]
+
+logger = logging.getLogger("payi_web.ledger")
+
+DEFAULT_MAX_QUEUE: Final = 10_000
+DEFAULT_BATCH_SIZE: Final = 500
+DEFAULT_BUSY_TIMEOUT: Final = 5.0
+EXIT_FLUSH_TIMEOUT: Final = 10.0
+
+
+@dataclass(frozen=True)
+class LedgerStats:
+    """This process's counts since the sink was created (or since this process was forked)."""
+
+    written: int  # rows committed to the file
+    dropped: int  # records refused because the queue was full (or the sink closed)
+    failed: int  # records whose batch could not be written (locked, read-only, corrupt file...)
+    queued: int  # records waiting for the writer now
+
+
+class _Marker:
+    """Queued by `flush()`: the writer sets `done` once everything queued before it is handled."""
+
+    __slots__ = ("done", "failed_before", "ok")
+
+    def __init__(self, failed_before: int) -> None:
+        self.done = threading.Event()
+        self.failed_before = failed_before
+        self.ok = False
+
+
+class _Stop:
+    """Queued by `close()`: the writer exits after handling everything before it."""
+
+
+_Item = CallRecord | _Marker | _Stop
+
+
+class LedgerSink:
+    """A `payi_web` sink that stores every call record in the SQLite file at `path`.
+
+    `max_queue` bounds the records held in memory per process; `batch_size` bounds one
+    transaction; `busy_timeout` (seconds) is how long a write waits for another process's lock;
+    `prices` ({model: (input, output) USD per million tokens}) fills the estimated cost column.
+    The file is created on the first write, not here.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        prices: Mapping[str, Price] | None = None,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("LedgerSink: max_queue and batch_size must be at least 1")
+        self.path = os.path.abspath(os.fspath(path))
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.busy_timeout = busy_timeout
+        self.prices: Mapping[str, Price] = dict(prices or {})
+        self._closed = False
+        self._init_process_state()
+        _live.add(self)
+
+    def __repr__(self) -> str:
+        return f"LedgerSink({self.path!r})"
+
+    def _init_process_state(self) -> None:
+        """Everything that belongs to one process: fresh at creation and in a forked child."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._queue: deque[_Item] = deque()
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._written = 0
+        self._dropped = 0
+        self._failed = 0
+
+    def _after_fork(self) -> None:
+        # The parent's queue is the parent's to write; its connection must never be used (or
+        # closed) here, per SQLite's rules for fork(), so it is kept alive and forgotten.
+        if self._conn is not None:
+            _abandoned.append(self._conn)
+        self._init_process_state()
+
+    # -- the calling thread ----------------------------------------------------------------
+
+    def record(self, call: CallRecord) -> None:
+        """Queue `call` for the writer; never blocks, never raises."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        queue = self._queue
+        if len(queue) >= self.max_queue or self._closed:
+            self._drop()
+            return
+        queue.append(call)
+        if self._thread is None and not self._start():
+            return
+        wakeup = self._wakeup
+        if not wakeup.is_set():
+            wakeup.set()
+
+    def _drop(self, count: int = 1) -> None:
+        with self._lock:
+            self._dropped += count
+            dropped = self._dropped
+        reason = "the sink is closed" if self._closed else f"its queue is full ({self.max_queue} records)"
+        warn_once(
+            f"ledger-dropped:{self.path}",
+            "payi_web: the ledger %s dropped a call record because %s; calls go on, drops are counted "
+            "(%d so far, see LedgerSink.stats) and their total is logged at exit",
+            self.path,
+            reason,
+            dropped,
+        )
+
+    def _start(self) -> bool:
+        with self._lock:
+            if self._thread is not None:
+                return True
+            thread = threading.Thread(
+                target=self._run,
+                args=(self._queue, self._wakeup),
+                name="payi-ledger-writer",
+                daemon=True,  # never holds up exit; the atexit hook flushes it first
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
+                lost = sum(1 for item in self._queue if isinstance(item, CallRecord))
+                self._queue.clear()
+                started = False
+            else:
+                self._thread = thread
+                started = True
+        if not started:
+            self._drop(lost)
+            return False
+        _register_exit_hooks()
+        return True
+
+    # -- control ------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> LedgerStats:
+        queued = sum(1 for item in list(self._queue) if isinstance(item, CallRecord))
+        return LedgerStats(written=self._written, dropped=self._dropped, failed=self._failed, queued=queued)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything queued so far; True when it was all written within `timeout` seconds."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        thread = self._thread
+        if thread is None:
+            return not self._queue
+        if thread is threading.current_thread() or not thread.is_alive():
+            return False
+        marker = _Marker(self._failed)
+        self._queue.append(marker)
+        self._wakeup.set()
+        return marker.done.wait(timeout) and marker.ok
+
+    def close(self, timeout: float | None = EXIT_FLUSH_TIMEOUT) -> bool:
+        """Flush, stop the writer and close the file; later records are dropped (and counted)."""
+        self._closed = True
+        done = self.flush(timeout)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            self._queue.append(_Stop())
+            self._wakeup.set()
+            thread.join(timeout)
+            if not thread.is_alive():
+                self._thread = None
+        _live.discard(self)
+        self._log_drops()
+        return done
+
+    def _log_drops(self) -> None:
+        if self._dropped:
+            logger.warning(
+                "payi_web: the ledger %s dropped %d call record(s) in process %d (queue full or closed)",
+                self.path,
+                self._dropped,
+                os.getpid(),
+            )
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _run(self, queue: deque[_Item], wakeup: threading.Event) -> None:
+        while True:
+            wakeup.wait()
+            wakeup.clear()  # before draining: a record appended after this sets it again
+            try:
+                if not self._drain(queue):
+                    break
+            except Exception:  # a bug here must not end the writer
+                warn_once(f"ledger-writer:{self.path}", "payi_web: the ledger writer failed", exc_info=True)
+        self._close_connection()
+
+    def _drain(self, queue: deque[_Item]) -> bool:
+        """Write everything queued; False once a stop was reached."""
+        batch: list[CallRecord] = []
+        while True:
+            try:
+                item = queue.popleft()
+            except IndexError:
+                break
+            if isinstance(item, CallRecord):
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    self._write(batch)
+                    batch = []
+                continue
+            if batch:
+                self._write(batch)
+                batch = []
+            if isinstance(item, _Marker):
+                item.ok = self._failed == item.failed_before
+                item.done.set()
+            else:
+                return False
+        if batch:
+            self._write(batch)
+        return True
+
+    def _write(self, batch: list[CallRecord]) -> None:
+        try:
+            rows = [row_for(call, self.prices) for call in batch]
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            self._failed += len(batch)
+            self._close_connection()  # reopened for the next batch: the file may have been fixed
+            logged = warn_once(
+                f"ledger-failed:{self.path}",
+                "payi_web: cannot write the ledger %s (%s: %s); calls go on, the %d call record(s) of this "
+                "batch are counted as failed (LedgerSink.stats); further failures are not logged",
+                self.path,
+                type(exc).__name__,
+                exc,
+                len(batch),
+            )
+            if not logged:
+                logger.debug("payi_web: ledger write failed again: %s", exc)
+        else:
+            self._written += len(batch)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            conn = connect(self.path, busy_timeout=self.busy_timeout)
+            try:
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return conn
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+# Every sink alive in this process, for the fork and exit hooks.
+_live: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
+# Connections inherited through fork(): never touched again.
+_abandoned: list[sqlite3.Connection] = []
+_hooks_pid: int | None = None
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_live):
+        sink._after_fork()
+
+
+def _flush_all_at_exit() -> None:
+    for sink in list(_live):
+        if sink._pid == os.getpid() and sink._thread is not None:
+            if not sink.flush(EXIT_FLUSH_TIMEOUT):
+                logger.warning("payi_web: the ledger %s could not write everything before exit", sink.path)
+            sink._log_drops()
+
+
+def _register_exit_hooks() -> None:
+    """Once per process that starts a writer: flush at exit, also in multiprocessing children.
+
+    A `multiprocessing` child ends with `os._exit()`, which skips `atexit`; its finalizers
+    (registered after its start, as here) run instead.
+    """
+    global _hooks_pid
+    pid = os.getpid()
+    if _hooks_pid == pid:
+        return
+    _hooks_pid = pid
+    if "multiprocessing" in sys.modules:
+        from multiprocessing import util
+
+        util.Finalize(None, _flush_all_at_exit, exitpriority=100)
+
+
+atexit.register(_flush_all_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
