@@ -21,6 +21,12 @@ from .headers import CANONICAL, PayiHeaders, merge_headers
 
 _MAX_BUFFERED_BODY = 8 * 1024 * 1024
 _API_KEY = PayiHeaders.API_KEY
+_API_KEY_LOWER = _API_KEY.lower()
+
+
+def _canonical(name: str) -> str:
+    # Pay-i's spelling reads better in records and logs than the caller's or httpx's.
+    return CANONICAL.get(name.lower(), name)
 
 
 def bound_for_payi(url: str, config: Config) -> bool:
@@ -34,10 +40,6 @@ def bound_for_payi(url: str, config: Config) -> bool:
 def _plain_url(request: Any) -> str:
     url = request.url
     return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
-
-
-def _has_payi_headers(request: Any) -> bool:
-    return any(key.lower().startswith(b"xproxy-") for key, _ in request.headers.raw)
 
 
 class Call:
@@ -184,23 +186,24 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     url = _plain_url(request)
     proxied = bound_for_payi(url, config)
     endpoint = classify(request.method, request.url.host, request.url.path)
+    given = [(k, v) for k, v in request.headers.raw if k[:7].lower() == b"xproxy-"]
+    if given:
+        _strip_payi_headers(request)  # put back below, merged, only where they belong
     if not proxied and endpoint is None:
-        if _has_payi_headers(request):
-            _strip_payi_headers(request)  # attribution never leaks to other hosts
-        return request, None
+        return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
-    # httpx lower-cases names; Pay-i's spelling reads better in records and logs.
-    explicit = {CANONICAL.get(k, k): v for k, v in request.headers.items() if k.startswith("xproxy-")}
+    encoding = request.headers.encoding
+    explicit = {_canonical(k.decode(encoding)): v.decode(encoding) for k, v in given}
     headers = merge_headers(frame, explicit, proxied)
-    _strip_payi_headers(request)
     if proxied:
-        request.headers.update(headers)
-        if config.api_key and not any(k.lower() == _API_KEY.lower() for k in headers):
+        for name, value in headers.items():  # one by one: cheaper than Headers.update()
+            request.headers[name] = value
+        if config.api_key and not any(k.lower() == _API_KEY_LOWER for k in headers):
             request.headers[_API_KEY] = config.api_key
     if endpoint is None:
         return request, None
     call = Call(endpoint, frame, url, request.method, proxied)
-    call.headers = {k: v for k, v in headers.items() if k.lower() != _API_KEY.lower()}
+    call.headers = {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
