@@ -63,6 +63,9 @@ def _sync_stream_class(base: type) -> type:
                     out = call.feed(chunk)
                     if out:
                         yield out
+            except GeneratorExit:  # the consumer stopped early: not a failure of the call
+                call.finish()
+                raise
             except BaseException:
                 call.finish(error=True)
                 raise
@@ -93,6 +96,9 @@ def _async_stream_class(base: type) -> type:
                     out = call.feed(chunk)
                     if out:
                         yield out
+            except GeneratorExit:
+                call.finish()
+                raise
             except BaseException:
                 call.finish(error=True)
                 raise

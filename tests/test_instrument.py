@@ -237,6 +237,7 @@ def test_stream_abandoned_early_records_unknown_usage(
     [call] = payi_calls
     assert call.units == {} and not call.usage_known
     assert call.input_tokens is None  # unknown, never zero
+    assert not call.failed  # stopping early is the caller's choice, not a failed call
 
 
 def test_chat_completions_stream_helper_and_responses_stream(
@@ -299,7 +300,7 @@ async def test_async_stream_abandoned_early(provider: FakeProvider, payi_calls: 
         break
     await stream.close()
     [call] = payi_calls
-    assert call.streamed and not call.usage_known
+    assert call.streamed and not call.usage_known and not call.failed
 
 
 def test_failed_calls_are_recorded_as_failed(payi_calls: CapturedCalls) -> None:
