@@ -28,7 +28,7 @@ from typing import Final
 
 from .._log import warn_once
 from ..records import CallRecord
-from .schema import INSERT, Price, connect, migrate, row_for
+from .schema import Price, connect, insert_rows, migrate, row_for
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LedgerSink", "LedgerStats"]
 
@@ -37,6 +37,7 @@ logger = logging.getLogger("payi_web.ledger")
 DEFAULT_MAX_QUEUE: Final = 10_000
 DEFAULT_BATCH_SIZE: Final = 500
 DEFAULT_BUSY_TIMEOUT: Final = 5.0
+DEFAULT_LINGER: Final = 0.1
 EXIT_FLUSH_TIMEOUT: Final = 10.0
 
 
@@ -72,7 +73,10 @@ class LedgerSink:
     """A `payi_web` sink that stores every call record in the SQLite file at `path`.
 
     `max_queue` bounds the records held in memory per process; `batch_size` bounds one
-    transaction; `busy_timeout` (seconds) is how long a write waits for another process's lock;
+    transaction; `linger` (seconds) is how long the writer lets records gather before writing
+    them in one transaction (less if a batch fills up, or on `flush()`), so that a busy app pays
+    one commit, and one thread switch, per batch rather than per call; `busy_timeout`
+    (seconds) is how long a write waits for another process's lock;
     `prices` ({model: (input, output) USD per million tokens}) fills the estimated cost column.
     The file is created on the first write, not here.
     """
@@ -84,14 +88,18 @@ class LedgerSink:
         max_queue: int = DEFAULT_MAX_QUEUE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        linger: float = DEFAULT_LINGER,
         prices: Mapping[str, Price] | None = None,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("LedgerSink: max_queue and batch_size must be at least 1")
+        if linger < 0 or busy_timeout < 0:
+            raise ValueError("LedgerSink: linger and busy_timeout must not be negative")
         self.path = os.path.abspath(os.fspath(path))
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.busy_timeout = busy_timeout
+        self.linger = linger
         self.prices: Mapping[str, Price] = dict(prices or {})
         self._closed = False
         self._init_process_state()
@@ -105,7 +113,8 @@ class LedgerSink:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._queue: deque[_Item] = deque()
-        self._wakeup = threading.Event()
+        self._wakeup = threading.Event()  # records are queued
+        self._urgent = threading.Event()  # write now: a full batch, a flush or a close
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._written = 0
@@ -126,7 +135,8 @@ class LedgerSink:
         if self._pid != os.getpid():
             self._after_fork()
         queue = self._queue
-        if len(queue) >= self.max_queue or self._closed:
+        queued = len(queue)
+        if queued >= self.max_queue or self._closed:
             self._drop()
             return
         queue.append(call)
@@ -135,6 +145,8 @@ class LedgerSink:
         wakeup = self._wakeup
         if not wakeup.is_set():
             wakeup.set()
+        if queued >= self.batch_size and not self._urgent.is_set():
+            self._urgent.set()
 
     def _drop(self, count: int = 1) -> None:
         with self._lock:
@@ -156,7 +168,7 @@ class LedgerSink:
                 return True
             thread = threading.Thread(
                 target=self._run,
-                args=(self._queue, self._wakeup),
+                args=(self._queue, self._wakeup, self._urgent),
                 name="payi-ledger-writer",
                 daemon=True,  # never holds up exit; the atexit hook flushes it first
             )
@@ -193,6 +205,7 @@ class LedgerSink:
             return False
         marker = _Marker(self._failed)
         self._queue.append(marker)
+        self._urgent.set()
         self._wakeup.set()
         return marker.done.wait(timeout) and marker.ok
 
@@ -203,6 +216,7 @@ class LedgerSink:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
             self._queue.append(_Stop())
+            self._urgent.set()
             self._wakeup.set()
             thread.join(timeout)
             if not thread.is_alive():
@@ -222,9 +236,12 @@ class LedgerSink:
 
     # -- the writer thread --------------------------------------------------------------------
 
-    def _run(self, queue: deque[_Item], wakeup: threading.Event) -> None:
+    def _run(self, queue: deque[_Item], wakeup: threading.Event, urgent: threading.Event) -> None:
         while True:
             wakeup.wait()
+            if self.linger and not urgent.is_set():
+                urgent.wait(self.linger)  # let a batch gather
+            urgent.clear()
             wakeup.clear()  # before draining: a record appended after this sets it again
             try:
                 if not self._drain(queue):
@@ -265,7 +282,7 @@ class LedgerSink:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(INSERT, rows)
+                insert_rows(conn, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
