@@ -8,8 +8,6 @@ import json
 import logging
 from typing import Any
 
-import httpx
-import httpx2
 import openai
 import pytest
 
@@ -20,6 +18,8 @@ from payi_web.records import Units
 from payi_web.testing import CapturedCalls, capture_calls
 from tests.instrumented import (
     CHAT,
+    OPENAI_HTTP,
+    OPENAI_LIBS,
     anthropic_client,
     async_anthropic_client,
     async_openai_client,
@@ -33,7 +33,7 @@ def provider() -> FakeProvider:
     return FakeProvider()
 
 
-@pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
+@pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
 def test_chat_through_the_proxy_carries_headers_and_is_recorded(
     provider: FakeProvider, lib: Any, payi_calls: CapturedCalls
 ) -> None:
@@ -68,7 +68,7 @@ def test_other_hosts_get_no_pay_i_headers_but_genai_calls_are_recorded(
 ) -> None:
     payi_web.configure(api_key="payi-secret-key")
     client = payi_web.instrument(openai_client(provider, "https://api.openai.com/v1"))
-    internal = httpx2.Client(transport=provider.transport(httpx2))
+    internal = OPENAI_HTTP.Client(transport=provider.transport(OPENAI_HTTP))
     payi_web.instrument(internal)
     with track_context(user_id="42", account_name="acme"):
         client.chat.completions.create(**CHAT, extra_headers={"xProxy-User-ID": "explicit"})
@@ -201,7 +201,7 @@ def _chunks(stream: Any) -> list[str]:
     return [json.dumps(chunk.model_dump(), sort_keys=True) for chunk in stream]
 
 
-@pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
+@pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
 def test_stream_asks_for_usage_and_hides_the_extra_chunk(
     provider: FakeProvider, lib: Any, payi_calls: CapturedCalls
 ) -> None:
@@ -313,10 +313,10 @@ def test_failed_calls_are_recorded_as_failed(payi_calls: CapturedCalls) -> None:
 
 
 def test_connection_errors_are_recorded_and_raised(payi_calls: CapturedCalls) -> None:
-    def refuse(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("refused", request=request)
+    def refuse(request: Any) -> Any:
+        raise OPENAI_HTTP.ConnectError("refused", request=request)
 
-    http = httpx2.Client(transport=httpx2.MockTransport(refuse))
+    http = OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(refuse))
     client = payi_web.instrument(
         openai.OpenAI(api_key="x", base_url=payi_web.proxy_url("openai"), http_client=http, max_retries=0)
     )

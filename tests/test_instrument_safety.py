@@ -7,7 +7,6 @@ import logging
 import threading
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
@@ -18,7 +17,7 @@ from payi_web._log import forget
 from payi_web.fake_provider import FakeProvider
 from payi_web.records import CallRecord
 from payi_web.testing import CapturedCalls
-from tests.instrumented import CHAT, proxy_openai
+from tests.instrumented import CHAT, OPENAI_HTTP, proxy_openai
 
 
 class ExplodingSink:
@@ -125,10 +124,10 @@ def test_failing_header_computation_sends_the_call_untracked(
     ],
 )
 def test_malformed_response_bodies_do_not_break_the_call(body: bytes, payi_calls: CapturedCalls) -> None:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+    def handler(request: Any) -> Any:
+        return OPENAI_HTTP.Response(200, content=body, headers={"content-type": "application/json"})
 
-    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    http = OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(handler))
     client = payi_web.instrument(
         openai.OpenAI(api_key="x", base_url=payi_web.proxy_url("openai"), http_client=http, max_retries=0)
     )
@@ -142,12 +141,12 @@ def test_malformed_response_bodies_do_not_break_the_call(body: bytes, payi_calls
 def test_malformed_stream_events_pass_through_untouched(payi_calls: CapturedCalls) -> None:
     raw = b'data: {"broken json\n\ndata: [1, 2]\n\n: comment\n\ndata: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"content":"ok"}}]}\n\ndata: [DONE]\n\n'  # noqa: E501
 
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
+    def handler(request: Any) -> Any:
+        return OPENAI_HTTP.Response(
             200, content=iter([raw[:17], raw[17:]]), headers={"content-type": "text/event-stream"}
         )
 
-    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    http = OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(handler))
     client = payi_web.instrument(
         openai.OpenAI(api_key="x", base_url=payi_web.proxy_url("openai"), http_client=http, max_retries=0)
     )

@@ -30,12 +30,14 @@ def test_instrumented_openai_sends_pay_i_sdk_headers(scenario: dict[str, Any]) -
 def test_payi_calls_fixture_is_registered_as_a_pytest_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        import httpx2, openai, payi_web
+        import httpx, httpx2, openai, payi_web
         from payi_web.fake_provider import FakeProvider
+
+        OPENAI_HTTP = httpx2 if int(openai.__version__.split(".")[0]) >= 3 else httpx
 
         def test_user_code(payi_calls):
             provider = FakeProvider()
-            http = httpx2.Client(transport=provider.transport(httpx2))
+            http = OPENAI_HTTP.Client(transport=provider.transport(OPENAI_HTTP))
             client = openai.OpenAI(api_key="x", base_url="http://llm.local/v1", http_client=http)
             payi_web.instrument(client)
             with payi_web.track_context(user_id="42"):
