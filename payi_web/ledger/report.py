@@ -217,31 +217,35 @@ def _money(group: GroupUsage) -> str:
     if group.estimated_cost_usd is None:
         return "-"
     partial = "*" if group.priced_calls < group.calls else ""
-    return f"~${group.estimated_cost_usd:,.4f}{partial}"
+    cost = group.estimated_cost_usd
+    return f"~${cost:,.4f}{partial}" if cost >= 0.01 or cost == 0 else f"~${cost:.6f}{partial}"
 
 
 def table_rows(usage: Usage) -> tuple[list[str], list[list[str]]]:
-    """The report's header and rows as display text (the table format and the HTML page share them)."""
-    header = [*usage.by, "calls", "errors", "input tok", "output tok", "p50 ms", "p95 ms", "est. cost"]
+    """The report's header and rows as display text (the table format and the HTML page share them).
+
+    The last row is the total. A column of calls with unknown usage (not counted in the
+    token sums) appears only when there are such calls.
+    """
+    unknown = usage.total.unknown_usage > 0
+    header = [*usage.by, "calls", "errors", "input tok", "output tok"]
+    header += ["usage unknown"] if unknown else []
+    header += ["p50 ms", "p95 ms", "est. cost"]
     rows = []
-    for group in [*usage.groups, usage.total]:
-        label = [_NONE if k is None else k for k in group.key] if group.key else []
+    for group in [*usage.groups, usage.total] if usage.by else [usage.total]:
+        label = [_NONE if k is None else k for k in group.key]
         if group is usage.total:
             label = ["total"] + [""] * (len(usage.by) - 1) if usage.by else []
-        tokens = [_num(group.input_tokens), _num(group.output_tokens)]
-        if group.unknown_usage:
-            tokens[1] += f" (+{group.unknown_usage} unknown)"
-        rows.append(
-            [
-                *label,
-                _num(group.calls),
-                _num(group.errors),
-                *tokens,
-                _num(group.p50_latency_ms, 1),
-                _num(group.p95_latency_ms, 1),
-                _money(group),
-            ]
-        )
+        row = [
+            *label,
+            _num(group.calls),
+            _num(group.errors),
+            _num(group.input_tokens),
+            _num(group.output_tokens),
+        ]
+        row += [_num(group.unknown_usage)] if unknown else []
+        row += [_num(group.p50_latency_ms, 1), _num(group.p95_latency_ms, 1), _money(group)]
+        rows.append(row)
     return header, rows
 
 
@@ -262,8 +266,9 @@ def _table(usage: Usage) -> str:
         ).rstrip()
 
     out = [title, "", line(header), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in rows[:-1])
-    out.append(line(["-" * w for w in widths]))
+    if len(rows) > 1:
+        out.extend(line(r) for r in rows[:-1])
+        out.append(line(["-" * w for w in widths]))
     out.append(line(rows[-1]))
     out.append("")
     notes = ["sorted by tokens; p50/p95: nearest-rank latency percentiles"]

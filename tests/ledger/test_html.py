@@ -70,6 +70,7 @@ def test_the_page_has_the_tables_and_the_chart_and_escapes_everything(ledger: Pa
     for expected in ("By account, user and use case", "alice", "bob", EVIL, "61", "total"):
         assert expected in text
     assert "est. cost" in text and "No price table configured" in text
+    assert "usage unknown" not in text  # that column only appears when some call's usage is unknown
 
 
 def test_the_page_explains_a_missing_ledger_and_a_bad_period(tmp_path: Path, ledger: Path) -> None:

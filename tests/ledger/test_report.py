@@ -143,14 +143,21 @@ def test_table_shows_every_group_and_the_total(ledger: Path) -> None:
     text = out.getvalue()
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("user_id"))
-    assert " ".join(header.split()) == "user_id calls errors input tok output tok p50 ms p95 ms est. cost"
+    assert " ".join(header.split()) == (
+        "user_id calls errors input tok output tok usage unknown p50 ms p95 ms est. cost"
+    )
     alice = next(line for line in lines if line.startswith("alice"))
-    assert alice.split() == ["alice", "10", "0", "1,000", "500", "50.0", "100.0", "-"]
+    assert alice.split() == ["alice", "10", "0", "1,000", "500", "0", "50.0", "100.0", "-"]
     bob = next(line for line in lines if line.startswith("bob"))
-    assert "(+1 unknown)" in bob
+    assert bob.split() == ["bob", "3", "1", "1,007", "203", "1", "200.0", "300.0", "-"]
     total = next(line for line in lines if line.startswith("total"))
-    assert total.split()[:5] == ["total", "15", "1", "2,009", "705"]
+    assert total.split()[:6] == ["total", "15", "1", "2,009", "705", "1"]
     assert "no price table configured" in text
+    # Without groups: only the total (here of the last day: carol's calls are older).
+    out = io.StringIO()
+    run_report({"db": str(ledger), "by": "", "since": (T0 - timedelta(days=1)).isoformat()}, out)
+    lines = [line.split() for line in out.getvalue().splitlines() if line and line[0].isspace()]
+    assert lines == [["13", "1", "2,007", "703", "1", "60.0", "300.0", "-"]]
 
 
 def test_the_command_line(ledger: Path) -> None:
