@@ -9,11 +9,12 @@ never the same as 0 or "".
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Final
-from urllib.parse import quote
 
 from ..records import CallRecord, Units
 
@@ -151,7 +152,7 @@ def connect(path: str, *, busy_timeout: float, read_only: bool = False) -> sqlit
     first statement, as `sqlite3.Error`.
     """
     if read_only:
-        uri = "file:" + quote(path, safe="/:") + "?mode=ro"
+        uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
     else:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.

@@ -249,3 +249,12 @@ def test_since_and_percentiles() -> None:
     assert percentile([7.0], 95) == 7.0
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95)) == (50.0, 95.0)
+
+
+def test_paths_with_uri_characters(make_sink: MakeSink, tmp_path: Path) -> None:
+    odd = tmp_path / "my ledger?#%" / "usage.sqlite3"
+    odd.parent.mkdir()
+    sink = make_sink(odd)
+    sink.record(make_call())
+    assert sink.flush(5)
+    assert read_usage(str(odd)).total.calls == 1
