@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import Token
 from types import TracebackType
@@ -106,34 +107,78 @@ async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator
             error = exc
 
 
+# What a tracked function may return that runs *after* it returned: `{type: adapter}`, where
+# `adapter(result, frame)` returns the result bound to the call's frame. A coroutine (e.g. what
+# Django's `View.dispatch` returns for an async handler) runs in the scope; framework layers add
+# their streamed responses (`bind_result_type`), so a tracked streaming view keeps its use case.
+_result_adapters: dict[type, Callable[[Any, Frame], Any]] = {}
+
+
+async def _coroutine_in_frame(coro: Any, frame: Frame) -> Any:
+    token = current_var.set(frame)
+    try:
+        return await coro
+    finally:
+        _restore(token)
+
+
+_result_adapters[types.CoroutineType] = _coroutine_in_frame
+
+
+def bind_result_type(kind: type, adapter: Callable[[Any, Frame], Any]) -> None:
+    """Have tracked functions returning exactly `kind` return `adapter(result, frame)` instead."""
+    _result_adapters[kind] = adapter
+
+
+def _wrap_class(cls: type, args: dict[str, Any]) -> type:
+    # A class-based view: its `dispatch` is tracked; the class itself (as_view(), async
+    # detection, which Django and DRF base on the handlers) is unchanged.
+    dispatch = inspect.getattr_static(cls, "dispatch", None)
+    if dispatch is None:
+        raise TypeError(
+            f"track() decorates a class only if it has a dispatch() method (a class-based view): {cls!r}"
+        )
+    cls.dispatch = _wrap(dispatch, args)  # type: ignore[attr-defined]
+    return cls
+
+
 def _wrap(fn: Any, args: dict[str, Any]) -> Any:
     if isinstance(fn, (classmethod, staticmethod)):
         return type(fn)(_wrap(fn.__func__, args))
+    if isinstance(fn, type):
+        return _wrap_class(fn, args)
     if not callable(fn):
         raise TypeError(f"track() decorates a function or method, got {type(fn).__name__} {fn!r}")
     if inspect.isasyncgenfunction(fn):
         return _async_generator(fn, args)
     if inspect.isgeneratorfunction(fn):
         return _sync_generator(fn, args)
+    adapters = _result_adapters
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*a: Any, **kw: Any) -> Any:
-            token = current_var.set(Frame.child(current_scope(), args))
+            frame = Frame.child(current_scope(), args)
+            token = current_var.set(frame)
             try:
-                return await fn(*a, **kw)
+                result = await fn(*a, **kw)
             finally:
                 _restore(token)
+            adapter = adapters.get(type(result))
+            return result if adapter is None else adapter(result, frame)
 
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
-        token = current_var.set(Frame.child(current_scope(), args))
+        frame = Frame.child(current_scope(), args)
+        token = current_var.set(frame)
         try:
-            return fn(*a, **kw)
+            result = fn(*a, **kw)
         finally:
             current_var.reset(token)
+        adapter = adapters.get(type(result))
+        return result if adapter is None else adapter(result, frame)
 
     return wrapper
 
@@ -146,7 +191,8 @@ def track(func: Any = None, /, **fields: Any) -> Any:
     """Decorate a function, coroutine function, (async) generator function or method with a scope.
 
     Arguments are validated here, at decoration time. Each call derives its context from the
-    caller's; for generators the scope is current while the body runs, at every step.
+    caller's; for generators the scope is current while the body runs, at every step. A class
+    with a `dispatch()` method (a class-based view) gets its `dispatch` decorated.
     """
     args = validate_fields("track()", fields)
     if func is None:

@@ -1,0 +1,171 @@
+"""One request's scope: its user id and account name resolved lazily, its CONTEXT fields, and its frame.
+
+`user_id` and `account_name` are `Deferred` values: nothing runs until the first tracked GenAI
+call of the request (or a `get_context()`), and then at most once. Each has two paths:
+
+- the sync path (a sync OpenAI client, `get_context()`): the resolver runs in place, unless the
+  thread runs an event loop (a sync client called from an async view), where Django forbids
+  database access: then it runs in a worker thread, and this thread waits for it;
+- the async path (an async client, which awaits `Frame.aresolve()`): the default user id comes
+  from `request.auser()`, a sync resolver runs in Django's thread for sync code
+  (`sync_to_async`), an `async def` resolver is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject, empty
+
+from .._fields import Deferred, validate_fields
+from .._log import warn_once
+from ..context import Frame, current_scope
+from ..settings import PayiSettings
+
+__all__ = ["arequest_frame", "request_frame"]
+
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="payi-web-resolve")
+    return _executor
+
+
+def _in_worker(fn: Callable[[], T]) -> T:
+    from django.db import close_old_connections
+
+    try:
+        return fn()
+    finally:
+        # This thread serves no request: close what the resolver opened, as request_finished would.
+        close_old_connections()
+
+
+def off_the_loop(fn: Callable[[], T]) -> T:
+    """`fn()`, run in a worker thread if this thread runs an event loop (no SynchronousOnlyOperation)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    return _worker_pool().submit(_in_worker, fn).result()
+
+
+def user_pk(user: Any) -> str | None:
+    """The default user id: an authenticated user's primary key as a str; None for anyone else."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = user.pk
+    return None if pk is None else str(pk)
+
+
+def _default_user_id(request: HttpRequest) -> str | None:
+    # Whatever `request.user` is now: Django's lazy user, or the user DRF authenticated and set
+    # on the HttpRequest inside the view.
+    return user_pk(getattr(request, "user", None))
+
+
+async def _adefault_user_id(request: HttpRequest) -> str | None:
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        # Not evaluated yet: Django's async way, no thread hop when the user is cached.
+        auser = getattr(request, "auser", None)
+        if auser is not None:
+            return user_pk(await auser())
+        return await sync_to_async(user_pk)(user)
+    return user_pk(user)  # set by DRF, or already loaded: no I/O
+
+
+def _deferred(name: str, resolver: Callable[..., Any] | None, request: HttpRequest) -> Deferred:
+    if resolver is None:  # the default USER_ID
+        return Deferred(
+            lambda: off_the_loop(lambda: _default_user_id(request)),
+            aresolve=lambda: _adefault_user_id(request),
+            name=name,
+        )
+    fn = resolver
+    if iscoroutinefunction(fn):
+        return Deferred(
+            lambda: off_the_loop(lambda: async_to_sync(fn)(request)),
+            aresolve=lambda: fn(request),
+            name=name,
+        )
+    aresolve: Callable[[], Awaitable[Any]] = lambda: sync_to_async(fn)(request)  # noqa: E731
+    return Deferred(lambda: off_the_loop(lambda: fn(request)), aresolve=aresolve, name=name)
+
+
+def _context_fields(value: object) -> dict[str, Any]:
+    """CONTEXT's answer, validated like `track()` arguments; a bad field is logged once and left out."""
+    where = "PAYI['CONTEXT']"
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must return a dict of context fields, got {type(value).__name__}")
+    try:
+        return validate_fields(where, dict(value))
+    except (TypeError, ValueError):
+        pass
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        try:
+            fields.update(validate_fields(where, {key: item}))
+        except (TypeError, ValueError):
+            warn_once(
+                f"context-field:{key}", "payi_web: %s: bad field; it is left unset", where, exc_info=True
+            )
+    return fields
+
+
+def _context_failed() -> None:
+    warn_once(
+        "resolver:PAYI['CONTEXT']",
+        "payi_web: PAYI['CONTEXT'] raised; its fields are left unset",
+        exc_info=True,
+    )
+
+
+def _frame(request: HttpRequest, settings: PayiSettings, extra: dict[str, Any]) -> Frame:
+    args: dict[str, Any] = {"user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, request)}
+    if settings.ACCOUNT_NAME is not None:
+        args["account_name"] = _deferred("PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, request)
+    args.update(extra)  # CONTEXT's explicit user_id/account_name win over the resolvers
+    return Frame.child(current_scope(), args)
+
+
+def request_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
+    """The request's frame, from the sync path (WSGI, or a sync middleware chain under ASGI)."""
+    extra: dict[str, Any] = {}
+    context = settings.CONTEXT
+    if context is not None:
+        try:
+            value = async_to_sync(context)(request) if iscoroutinefunction(context) else context(request)
+            extra = _context_fields(value)
+        except Exception:
+            _context_failed()
+    return _frame(request, settings, extra)
+
+
+async def arequest_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
+    """The request's frame, on the event loop. A sync CONTEXT runs in place: it should be cheap, no I/O."""
+    extra: dict[str, Any] = {}
+    context = settings.CONTEXT
+    if context is not None:
+        try:
+            value = context(request)
+            if iscoroutinefunction(context):
+                value = await value
+            extra = _context_fields(value)
+        except Exception:
+            _context_failed()
+    return _frame(request, settings, extra)

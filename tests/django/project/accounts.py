@@ -1,0 +1,39 @@
+"""The project's resolvers, named by dotted path in settings.PAYI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from .models import Membership
+
+# Counts resolver calls, so that tests can check "at most once per request".
+calls: dict[str, int] = {"account_name": 0, "aaccount_name": 0}
+
+
+def account_name(request: HttpRequest) -> str | None:
+    calls["account_name"] += 1
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user_id=user.pk).values_list("account_name", flat=True).first()
+
+
+async def aaccount_name(request: HttpRequest) -> str | None:
+    calls["aaccount_name"] += 1
+    user = await request.auser()
+    if not user.is_authenticated:
+        return None
+    return await Membership.objects.filter(user_id=user.pk).values_list("account_name", flat=True).afirst()
+
+
+def request_context(request: HttpRequest) -> dict[str, Any]:
+    if "X-Break-Context" in request.headers:
+        raise RuntimeError("CONTEXT broke on purpose")
+    request_id = request.headers.get("X-Request-Id")
+    return {"request_properties": {"request_id": request_id}} if request_id else {}
+
+
+def failing_resolver(request: HttpRequest) -> str | None:
+    raise RuntimeError("resolver broke on purpose")

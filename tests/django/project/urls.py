@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("api/chats", views.ChatViewSet, basename="chats")
+
+urlpatterns = [
+    path("plain/", views.plain),
+    path("context/", views.context),
+    path("health/genai/", views.health),
+    path("summary/", views.summary),
+    path("twice/", views.twice),
+    path("nested/", views.nested),
+    path("achat/", views.achat),
+    path("blocking/", views.blocking_in_async),
+    path("stream/", views.sync_stream),
+    path("astream/", views.async_stream),
+    path("untracked-stream/", views.untracked_stream),
+    path("cbv/", views.TrackedView.as_view()),
+    path("acbv/", views.AsyncTrackedView.as_view()),
+    path("md/", views.MethodDecoratedView.as_view()),
+    path("amd/", views.AsyncMethodDecoratedView.as_view()),
+    path("api/chat/", views.DrfChat.as_view()),
+    path("api/class-chat/", views.DrfClassChat.as_view()),
+    path("api/function/", views.drf_function),
+    path("payi/", include("payi_web.django.urls")),
+    *router.urls,
+]

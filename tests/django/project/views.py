@@ -1,0 +1,128 @@
+"""Views of every kind the integration supports, each making real OpenAI calls (or none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from rest_framework import viewsets
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from payi_web import get_context, track
+
+from . import genai
+
+
+def plain(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("no GenAI here")
+
+
+def context(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(get_context().model_dump(mode="json"))
+
+
+def health(request: HttpRequest) -> JsonResponse:  # under EXCLUDE_PATHS
+    return JsonResponse({"text": genai.ask()})
+
+
+@track(use_case_name="summary")
+def summary(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"text": genai.ask()})
+
+
+@track(use_case_name="twice")
+def twice(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"text": [genai.ask("one"), genai.ask("two")]})
+
+
+@track(use_case_step="outline")
+def _outline() -> str:
+    return genai.ask("outline")
+
+
+@track(use_case_name="nested")
+def nested(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"text": [_outline(), genai.ask("body")]})
+
+
+@track(use_case_name="achat")
+async def achat(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"text": await genai.aask()})
+
+
+@track(use_case_name="blocking")
+async def blocking_in_async(request: HttpRequest) -> JsonResponse:
+    # A sync client called on the event loop: the user is resolved off the loop.
+    return JsonResponse({"text": genai.ask(), "user_id": get_context().user_id})
+
+
+@track(use_case_name="stream")
+def sync_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(genai.stream(), content_type="text/plain")
+
+
+@track(use_case_name="astream")
+async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(genai.astream(), content_type="text/plain")
+
+
+def untracked_stream(request: HttpRequest) -> StreamingHttpResponse:
+    # No @track: the chunks still run in the request's scope (user, account, CONTEXT).
+    return StreamingHttpResponse(genai.stream(), content_type="text/plain")
+
+
+@track(use_case_name="cbv")
+class TrackedView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"text": genai.ask()})
+
+
+@track(use_case_name="acbv")
+class AsyncTrackedView(View):
+    async def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"text": await genai.aask()})
+
+
+@method_decorator(track(use_case_name="md"), name="dispatch")
+class MethodDecoratedView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"text": genai.ask()})
+
+
+@method_decorator(track(use_case_name="amd"), name="dispatch")
+class AsyncMethodDecoratedView(View):
+    async def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"text": await genai.aask()})
+
+
+class DrfChat(APIView):
+    @track(use_case_name="drf")
+    def post(self, request: Request) -> Response:
+        return Response({"text": genai.ask(), "user": request.user.pk})
+
+
+@track(use_case_name="drf-class")
+class DrfClassChat(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"text": genai.ask()})
+
+
+class ChatViewSet(viewsets.ViewSet):
+    @track(use_case_name="drf-viewset")
+    def list(self, request: Request) -> Response:
+        return Response({"text": genai.ask()})
+
+    @track(use_case_name="drf-viewset", use_case_step="stream")
+    def retrieve(self, request: Request, pk: Any = None) -> StreamingHttpResponse:
+        return StreamingHttpResponse(genai.stream(), content_type="text/plain")
+
+
+@track(use_case_name="drf-function")
+@api_view(["POST"])
+def drf_function(request: Request) -> Response:
+    return Response({"text": genai.ask()})

@@ -1,0 +1,165 @@
+"""The request scope under ASGI (Django's AsyncClient): async views, streams, sync code on the loop."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from payi_web.django import _request
+from payi_web.fake_provider import FakeProvider
+from payi_web.testing import CapturedCalls
+
+from .project import accounts
+
+# Async views reach the database from other threads: their data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def alice(make_user: Any) -> Any:
+    return await sync_to_async(make_user)("alice", account="acme")
+
+
+@pytest.fixture
+async def alice_client(alice: Any) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    return client
+
+
+async def body_of(response: Any) -> bytes:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "StreamingHttpResponse must consume synchronous iterators")
+        return b"".join([part async for part in response])
+
+
+async def test_an_async_view_with_async_openai(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    response = await alice_client.get("/achat/", headers={"X-Request-Id": "a-1"})
+    assert response.status_code == 200
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert call.context.use_case_name == "achat"
+    assert call.context.request_properties == {"request_id": "a-1"}
+    assert provider.received[0].headers["xproxy-user-id"] == str(alice.pk)
+
+
+@pytest.fixture
+def worker_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The resolvers run in the worker thread (for sync code on an event loop's thread)."""
+    runs: list[str] = []
+    original = _request._in_worker
+
+    def counted(fn: Any) -> Any:
+        runs.append(threading.current_thread().name)
+        return original(fn)
+
+    monkeypatch.setattr(_request, "_in_worker", counted)
+    return runs
+
+
+async def test_a_sync_client_called_on_the_event_loop_resolves_off_the_loop(
+    alice: Any,
+    alice_client: AsyncClient,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    worker_runs: list[str],
+) -> None:
+    response = await alice_client.get("/blocking/")
+    assert response.status_code == 200
+    assert response.json()["user_id"] == str(alice.pk)
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert len(worker_runs) == 2 and all(name.startswith("payi-web-resolve") for name in worker_runs)
+
+
+async def test_an_async_stream(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    response = await alice_client.get("/astream/", headers={"X-Request-Id": "a-2"})
+    assert not payi_calls
+    assert b"offline demo model" in await body_of(response)
+    [call] = payi_calls
+    assert call.streamed
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert call.context.use_case_name == "astream"
+    assert call.context.request_properties == {"request_id": "a-2"}
+
+
+async def test_a_sync_stream_served_under_asgi(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    response = await alice_client.get("/stream/", headers={"X-Request-Id": "a-3"})
+    assert b"offline demo model" in await body_of(response)
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert call.context.use_case_name == "stream"
+    assert call.context.request_properties == {"request_id": "a-3"}
+
+
+async def test_a_sync_stream_iterated_on_the_event_loop(
+    alice: Any,
+    alice_client: AsyncClient,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    worker_runs: list[str],
+) -> None:
+    # The sync generator (a sync OpenAI stream) runs on the loop's thread: no SynchronousOnlyOperation.
+    response = await alice_client.get("/untracked-stream/")
+    assert b"offline demo model" in b"".join(response.streaming_content)
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert len(worker_runs) == 2
+
+
+async def test_a_request_without_genai_calls_resolves_nothing(
+    alice_client: AsyncClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    loads: list[str] = []
+    monkeypatch.setattr(SessionStore, "load", lambda self: loads.append("load") or {})
+    monkeypatch.setattr(SessionStore, "aload", lambda self: loads.append("aload") or {})
+    before = dict(accounts.calls)
+    assert (await alice_client.get("/plain/")).status_code == 200
+    assert loads == [] and accounts.calls == before
+
+
+async def test_an_async_account_resolver(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
+) -> None:
+    settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": "tests.django.project.accounts.aaccount_name"}
+    before = accounts.calls["aaccount_name"]
+    assert (await alice_client.get("/achat/")).status_code == 200
+    assert (await alice_client.get("/blocking/")).status_code == 200
+    assert [c.context.account_name for c in payi_calls] == ["acme", "acme"]
+    assert accounts.calls["aaccount_name"] == before + 2  # once per request
+
+
+async def test_failing_resolvers_under_asgi(
+    alice: Any,
+    alice_client: AsyncClient,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    settings: Any,
+    forget_warnings: None,
+) -> None:
+    settings.PAYI = {
+        **settings.PAYI,
+        "USER_ID": "tests.django.project.accounts.failing_resolver",
+        "ACCOUNT_NAME": lambda request: 42,  # not a str
+    }
+    assert (await alice_client.get("/achat/", headers={"X-Break-Context": "1"})).status_code == 200
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name, call.context.request_properties) == (
+        None,
+        None,
+        None,
+    )
+    assert call.context.use_case_name == "achat"
