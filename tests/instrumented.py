@@ -22,7 +22,7 @@ ANTHROPIC_HTTP: Any = httpx2 if int(anthropic.__version__.split(".")[0]) >= 2 el
 
 
 def openai_client(
-    provider: FakeProvider, base_url: str, *, lib: Any = httpx2, **kwargs: Any
+    provider: FakeProvider, base_url: str, *, lib: Any = None, **kwargs: Any
 ) -> openai.OpenAI:
     """A real openai.OpenAI client whose HTTP goes to `provider` in-process (httpx2 or httpx)."""
     lib = lib or OPENAI_HTTP
