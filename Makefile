@@ -28,6 +28,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/core_overhead.py
+	$(PY) bench/instrument_overhead.py
+	$(PY) bench/ledger_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
