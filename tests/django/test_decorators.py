@@ -51,7 +51,7 @@ async def test_async_views_of_every_kind(
 
     alice = await sync_to_async(make_user)("alice", account="acme")
     client = AsyncClient()
-    await client.aforce_login(alice)
+    await sync_to_async(client.force_login)(alice)
     response = await client.get(path, headers={"X-Request-Id": "d-2"})
     assert response.status_code == 200
     [call] = payi_calls

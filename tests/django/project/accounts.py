@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
 from .models import Membership
@@ -22,10 +23,17 @@ def account_name(request: HttpRequest) -> str | None:
 
 async def aaccount_name(request: HttpRequest) -> str | None:
     calls["aaccount_name"] += 1
-    user = await request.auser()
+    auser = getattr(request, "auser", None)  # Django >= 5.0
+    user = await auser() if auser else await sync_to_async(_loaded_user)(request)
     if not user.is_authenticated:
         return None
     return await Membership.objects.filter(user_id=user.pk).values_list("account_name", flat=True).afirst()
+
+
+def _loaded_user(request: HttpRequest) -> Any:
+    user = request.user
+    _ = user.is_authenticated  # loads the lazy user, here in a thread for sync code
+    return user
 
 
 def request_context(request: HttpRequest) -> dict[str, Any]:

@@ -7,10 +7,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
 import openai
 
 from payi_web.fake_provider import FakeProvider
+from tests.instrumented import OPENAI_HTTP
 
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "summarise this"}]}
 
@@ -36,7 +36,9 @@ def use(base_url: str, provider: FakeProvider | None = None) -> None:
 def client() -> openai.OpenAI:
     assert target is not None, "a test must call genai.use() first"
     if target.sync_client is None:
-        http = httpx2.Client(transport=target.provider.transport(httpx2)) if target.provider else None
+        http = (
+            OPENAI_HTTP.Client(transport=target.provider.transport(OPENAI_HTTP)) if target.provider else None
+        )
         target.sync_client = openai.OpenAI(
             api_key="sk-test", base_url=target.base_url, http_client=http, max_retries=0
         )
@@ -49,8 +51,8 @@ def aclient() -> openai.AsyncOpenAI:
     loop = asyncio.get_running_loop()
     found = target.async_clients.get(loop)
     if found is None:
-        transport = target.provider.transport(httpx2, asynchronous=True) if target.provider else None
-        http = httpx2.AsyncClient(transport=transport) if transport else None
+        transport = target.provider.transport(OPENAI_HTTP, asynchronous=True) if target.provider else None
+        http = OPENAI_HTTP.AsyncClient(transport=transport) if transport else None
         found = openai.AsyncOpenAI(
             api_key="sk-test", base_url=target.base_url, http_client=http, max_retries=0
         )
