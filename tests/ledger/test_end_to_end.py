@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
 import payi_web
 from payi_web.ledger import installed_sink, run_report
+from tests.instrumented import OPENAI_HTTP
 
 from .helpers import rows
 
@@ -37,15 +37,15 @@ def test_an_instrumented_openai_call_is_in_the_ledger(db: Path, monkeypatch: pyt
     monkeypatch.delenv("PAYI_API_KEY", raising=False)
     payi_web.configure(ledger=db, defaults={"account_name": "acme"})
 
-    def provider(request: httpx2.Request) -> httpx2.Response:
+    def provider(request: Any) -> Any:
         assert request.url.host == "api.openai.test"  # never the network
-        return httpx2.Response(200, json=COMPLETION)
+        return OPENAI_HTTP.Response(200, json=COMPLETION)
 
     client = payi_web.instrument(
         openai.OpenAI(
             api_key="sk-test",
             base_url="https://api.openai.test/v1",
-            http_client=httpx2.Client(transport=httpx2.MockTransport(provider)),
+            http_client=OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(provider)),
             max_retries=0,
         )
     )
