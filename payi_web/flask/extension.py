@@ -1,0 +1,464 @@
+"""`PayiTracking`: the Flask extension that gives every request its own tracking scope.
+
+Flask's `PAYI_*` config keys are the shared settings model's keys with a prefix
+(`PAYI_USER_ID` -> `PayiSettings.USER_ID`); `init_app` validates them and applies the
+process-wide part (`configure()` and `instrument()`). What can differ between two apps of one
+process lives in `app.extensions["payi"]`: the resolvers, the excluded paths and the context
+defaults, which seed each request's scope rather than the process root.
+
+A request's scope is entered by the first `before_request` hook and left at `teardown_request`.
+A streamed body is produced after the view returned, often after the request context ended: it
+is wrapped so that every step runs with the request's frame (or the frame of the `@track`
+function that returned it) current, and the deferred user and account it needs are resolved
+before the request context ends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+from flask.sansio.blueprints import Blueprint
+
+from .._fields import Deferred, validate_fields
+from .._log import warn_once
+from ..config import Config, current_config
+from ..context import EMPTY_FRAME, Frame, current_var, derive
+from ..settings import PayiSettings, SettingsError, apply_settings, load_settings
+from ..tracking import _drive, _restore, bind_result_type
+
+__all__ = ["PREFIX", "PayiState", "PayiTracking", "scoped_body"]
+
+PREFIX: Final = "PAYI_"
+EXTENSION_KEY: Final = "payi"
+_G_SCOPE: Final = "_payi_web_scope"
+_RESOLVER_KEYS: Final = ("USER_ID", "ACCOUNT_NAME", "CONTEXT")
+
+Resolver = Callable[[], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def describe(fn: object) -> str:
+    """`module:qualname` of a callable, for messages and `flask payi check`."""
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}:{name}" if module else str(name)
+
+
+def _check_resolver(key: str, fn: object) -> None:
+    """A resolver runs in the request's thread with no arguments: say so at start-up, not per request."""
+    if not callable(fn):
+        raise SettingsError(key, f"must be a callable or a dotted path string, got {type(fn).__name__}")
+    if inspect.iscoroutinefunction(fn):
+        raise SettingsError(
+            key, f"{describe(fn)} is an async function; Flask resolvers are plain functions with no arguments"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind()
+    except TypeError:
+        raise SettingsError(
+            key,
+            f"{describe(fn)}{signature} must take no arguments (read flask.request, g or current_user)",
+        ) from None
+
+
+def load_flask_settings(config: Mapping[str, Any]) -> PayiSettings:
+    """The `PAYI_*` keys of a Flask config, validated by the shared model; errors name the `PAYI_` key."""
+    raw = {key[len(PREFIX) :]: value for key, value in config.items() if key.startswith(PREFIX)}
+    try:
+        settings = load_settings(raw)
+    except SettingsError as exc:
+        raise _prefixed(exc) from None
+    for key in _RESOLVER_KEYS:
+        fn = getattr(settings, key)
+        if fn is not None:
+            _check_resolver(PREFIX + key, fn)
+    return settings
+
+
+def _prefixed(exc: SettingsError) -> SettingsError:
+    """The shared model's error, spoken in Flask's key names (`USRE_ID` -> `PAYI_USRE_ID`)."""
+    if exc.key.startswith(PREFIX) or exc.key == "PAYI":
+        return exc
+    message = str(exc).removeprefix(f"{exc.key}: ")
+    if exc.key not in PayiSettings.model_fields and "unknown setting" in message:
+        import difflib
+
+        close = difflib.get_close_matches(exc.key.upper(), PayiSettings.model_fields, n=1)
+        hint = f" (did you mean {PREFIX + close[0]!r}?)" if close else ""
+        valid = ", ".join(PREFIX + name for name in PayiSettings.model_fields)
+        message = f"unknown setting{hint}; valid: {valid}"
+    return SettingsError(PREFIX + exc.key, message)
+
+
+# --- per-app state ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class PayiState:
+    """What `init_app` keeps in `app.extensions["payi"]`."""
+
+    extension: PayiTracking
+    settings: PayiSettings
+    # The app's context defaults as a frame: every request's scope derives from it, so two apps
+    # with different defaults in one process each get their own (the process root is the last app's).
+    root: Frame
+    # The process-wide configuration this app applied; another app initialised later replaces it.
+    config: Config
+
+    def user_id_resolver(self) -> tuple[Resolver | None, str]:
+        """The callable resolving a request's user id, and where it comes from."""
+        if self.settings.USER_ID is not None:
+            return self.settings.USER_ID, "PAYI_USER_ID"
+        if self.extension._user_id_loader is not None:
+            return self.extension._user_id_loader, "@user_id_loader"
+        if _flask_login_ready():
+            return _flask_login_user_id, "Flask-Login"
+        return None, "none"
+
+    def account_resolver(self) -> tuple[Resolver | None, str]:
+        if self.settings.ACCOUNT_NAME is not None:
+            return self.settings.ACCOUNT_NAME, "PAYI_ACCOUNT_NAME"
+        if self.extension._account_loader is not None:
+            return self.extension._account_loader, "@account_loader"
+        return None, "none"
+
+    def context_resolver(self) -> tuple[Resolver | None, str]:
+        if self.settings.CONTEXT is not None:
+            return self.settings.CONTEXT, "PAYI_CONTEXT"
+        if self.extension._context_loader is not None:
+            return self.extension._context_loader, "@context_loader"
+        return None, "none"
+
+    def request_frame(self) -> tuple[Frame, tuple[Deferred, ...]]:
+        """A new request's frame: deferred user and account (resolved on first use), CONTEXT's fields."""
+        args: dict[str, Any] = {}
+        deferreds: list[Deferred] = []
+        for field_name, (resolve, origin) in (
+            ("user_id", self.user_id_resolver()),
+            ("account_name", self.account_resolver()),
+        ):
+            if resolve is not None:
+                deferred = Deferred(resolve, name=f"{origin} resolver {describe(resolve)}")
+                args[field_name] = deferred
+                deferreds.append(deferred)
+        context, origin = self.context_resolver()
+        if context is not None:
+            args.update(_context_fields(context, origin))
+        return Frame.child(self.root, args), tuple(deferreds)
+
+
+def _context_fields(context: Resolver, origin: str) -> dict[str, Any]:
+    name = f"{origin} {describe(context)}"
+    try:
+        fields = context()
+        if fields is None:
+            return {}
+        if not isinstance(fields, Mapping):
+            raise TypeError(f"must return a dict of context fields, got {type(fields).__name__}")
+        return dict(validate_fields(name, fields))
+    except Exception:
+        warn_once(
+            f"flask-context:{name}",
+            "payi_web: %s failed; the request goes on without its fields",
+            name,
+            exc_info=True,
+        )
+        return {}
+
+
+def _flask_login_ready() -> bool:
+    # Flask-Login's current_user needs a LoginManager on the app (it may be set up after us).
+    return getattr(current_app, "login_manager", None) is not None and _flask_login() is not None
+
+
+_FLASK_LOGIN: Any = None
+
+
+def _flask_login() -> Any:
+    global _FLASK_LOGIN
+    if _FLASK_LOGIN is None:
+        try:
+            import flask_login  # type: ignore[import-untyped]
+        except ImportError:
+            _FLASK_LOGIN = False
+        else:
+            _FLASK_LOGIN = flask_login
+    return _FLASK_LOGIN or None
+
+
+def _flask_login_user_id() -> str | None:
+    """The default user id: Flask-Login's `current_user.get_id()` when authenticated."""
+    user = _flask_login().current_user
+    if user is None or not user.is_authenticated:
+        return None
+    user_id = user.get_id()
+    return None if user_id is None else str(user_id)
+
+
+# --- the request scope and streamed bodies ------------------------------------------------------
+
+
+class _RequestScope:
+    """One request's scope: entered in `before_request`, left at teardown or after its streamed body."""
+
+    __slots__ = ("body", "end_pending", "frame", "producing", "token")
+
+    def __init__(self, frame: Frame, token: Any) -> None:
+        self.frame = frame
+        self.token = token
+        self.body: _ScopedBody | None = None
+        self.producing = 0  # > 0 while a step of the body runs (teardown may run inside one)
+        self.end_pending = False
+
+    def end(self) -> None:
+        """Leave the scope (once): the context goes back to what it was before the request."""
+        if self.producing:
+            # Teardown inside a body step (a request context that the body re-entered and left):
+            # the step restores its own token first, then ends the scope.
+            self.end_pending = True
+            return
+        token, self.token = self.token, None
+        if token is not None:
+            _restore(token)
+
+    def resolve_for_body(self) -> None:
+        """The request context is about to end but the body is still to come: resolve what it needs."""
+        body = self.body
+        if body is None or body.finished or self.producing:
+            return
+        frame = body.frame.resolved()
+        for value in (frame.user_id, frame.account_name):
+            if isinstance(value, Deferred):
+                value.get()
+
+
+class _ScopedBody:
+    """A response body whose every step (and close) runs with `frame` current.
+
+    WSGI servers iterate the body after the view returned, outside the request context and
+    outside the view's scopes; this puts the scope back around each step.
+    """
+
+    __slots__ = ("__weakref__", "_iterable", "_iterator", "finished", "frame", "scope")
+
+    def __init__(self, iterable: Iterable[Any], frame: Frame, scope: _RequestScope | None = None) -> None:
+        self._iterable = iterable
+        self._iterator: Iterator[Any] | None = None
+        self.frame = frame
+        self.scope = scope
+        self.finished = False
+
+    def __iter__(self) -> _ScopedBody:
+        return self
+
+    def __next__(self) -> Any:
+        scope = self.scope
+        token = current_var.set(self.frame)
+        if scope is not None:
+            scope.producing += 1
+        try:
+            iterator = self._iterator
+            if iterator is None:
+                iterator = self._iterator = iter(self._iterable)
+            return next(iterator)
+        except BaseException:
+            self.finished = True
+            raise
+        finally:
+            _restore(token)
+            if scope is not None:
+                self._after_step(scope)
+
+    def close(self) -> None:
+        scope = self.scope
+        self.finished = True
+        token = current_var.set(self.frame)
+        if scope is not None:
+            scope.producing += 1
+        try:
+            for target in (self._iterable, self._iterator):
+                close = getattr(target, "close", None)
+                if close is not None:
+                    close()
+                    break
+        finally:
+            _restore(token)
+            if scope is not None:
+                self._after_step(scope)
+
+    @staticmethod
+    def _after_step(scope: _RequestScope) -> None:
+        scope.producing -= 1
+        if scope.end_pending and not scope.producing:
+            scope.end_pending = False
+            scope.end()
+
+
+def scoped_body(iterable: Iterable[Any], frame: Frame) -> _ScopedBody:
+    """`iterable`, each step of it run with `frame` current."""
+    return _ScopedBody(iterable, frame)
+
+
+def _bind_response(response: Any, frame: Frame) -> Any:
+    # `@track` on a function returning a streamed response: the body keeps that function's scope.
+    body = getattr(response, "response", None)
+    if (
+        body is not None
+        and getattr(response, "is_streamed", False)
+        and not getattr(response, "direct_passthrough", False)
+        and not isinstance(body, _ScopedBody)
+    ):
+        response.response = _ScopedBody(body, frame)
+    return response
+
+
+def _bind_generator(generator: Any, frame: Frame) -> Any:
+    # `@track` on a view returning a generator (or stream_with_context(...)): Flask streams it later.
+    return _drive(generator, frame)
+
+
+def _register_result_types(app: Flask) -> None:
+    """Teach `@track` that a streamed response or a generator it returns keeps its scope (idempotent)."""
+    import werkzeug.wrappers
+
+    kinds: set[type] = {Response, werkzeug.wrappers.Response, app.response_class}
+    for kind in kinds:
+        bind_result_type(kind, _bind_response)
+    bind_result_type(types.GeneratorType, _bind_generator)
+
+
+def _enter_request() -> None:
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, PayiState) or _G_SCOPE in g:
+        return
+    settings = state.settings
+    if settings.EXCLUDE_PATHS and settings.is_excluded(request.path):
+        return
+    frame, _ = state.request_frame()
+    tracked = state.extension._blueprints
+    if tracked:
+        blueprints = current_app.blueprints
+        for name in reversed(request.blueprints):  # outermost first
+            blueprint = blueprints.get(name)
+            args = None if blueprint is None else tracked.get(blueprint)
+            if args is not None:
+                frame = Frame.child(frame, args)
+    setattr(g, _G_SCOPE, _RequestScope(frame, current_var.set(frame)))
+
+
+def _bind_body(response: Response) -> Response:
+    scope = g.get(_G_SCOPE)
+    if scope is None or not response.is_streamed or response.direct_passthrough:
+        return response
+    body = response.response
+    if isinstance(body, _ScopedBody) and body.scope is None:
+        body.scope = scope  # the frame of the @track function that returned it wins
+    elif not isinstance(body, _ScopedBody):
+        body = response.response = _ScopedBody(body, scope.frame, scope)
+    scope.body = body
+    return response
+
+
+def _leave_request(exc: BaseException | None) -> None:
+    scope = g.pop(_G_SCOPE, None)
+    if isinstance(scope, _RequestScope):
+        try:
+            scope.resolve_for_body()
+        finally:
+            scope.end()
+
+
+# --- the extension ------------------------------------------------------------------------------
+
+
+class PayiTracking:
+    """Pay-i tracking for Flask: `PayiTracking(app)`, or `payi = PayiTracking()` then `payi.init_app(app)`.
+
+    One object may serve several apps (an application factory); each app's settings and state
+    live in `app.extensions["payi"]` (a `PayiState`). Resolvers registered with the decorators
+    belong to this object and apply to every app it initialises, unless that app's config
+    names its own (`PAYI_USER_ID`, `PAYI_ACCOUNT_NAME`, `PAYI_CONTEXT` win).
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self._user_id_loader: Resolver | None = None
+        self._account_loader: Resolver | None = None
+        self._context_loader: Resolver | None = None
+        self._blueprints: weakref.WeakKeyDictionary[Blueprint, Mapping[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Validate the app's `PAYI_*` keys, apply them, and seed a scope in each of its requests.
+
+        Raises `SettingsError` (a `ValueError`) naming the key for an unknown key or a bad value;
+        the app is then left as it was. The process-wide part of the settings (API key, base
+        URL, header hosts, ledger, instrumentation, and the defaults outside requests) is that
+        of the app initialised last.
+        """
+        settings = load_flask_settings(app.config)
+        root = derive(EMPTY_FRAME, settings.context_defaults())
+        try:
+            apply_settings(settings)
+        except SettingsError as exc:
+            raise _prefixed(exc) from None
+        _register_result_types(app)
+        state = PayiState(self, settings, root, current_config())
+        first = EXTENSION_KEY not in app.extensions
+        app.extensions[EXTENSION_KEY] = state
+        if first:
+            # First of all before_request hooks, so that the others run in the request's scope too.
+            app.before_request_funcs.setdefault(None, []).insert(0, _enter_request)
+            # Registered early, these run last of the app's after_request and teardown hooks.
+            app.after_request(_bind_body)
+            app.teardown_request(_leave_request)
+            from .cli import payi_cli
+
+            if "payi" not in app.cli.commands:
+                app.cli.add_command(payi_cli)
+
+    # --- resolvers, decorator style -------------------------------------------------------------
+
+    def user_id_loader(self, fn: F) -> F:
+        """Register the function giving the request's user id (no arguments; `str` or `None`)."""
+        _check_resolver("user_id_loader", fn)
+        self._user_id_loader = fn
+        return fn
+
+    def account_loader(self, fn: F) -> F:
+        """Register the function giving the request's account name (no arguments; `str` or `None`)."""
+        _check_resolver("account_loader", fn)
+        self._account_loader = fn
+        return fn
+
+    def context_loader(self, fn: F) -> F:
+        """Register the function giving further context fields for each request (a dict, like `track()`'s)."""
+        _check_resolver("context_loader", fn)
+        self._context_loader = fn
+        return fn
+
+    # --- blueprints -----------------------------------------------------------------------------
+
+    def track_blueprint(self, blueprint: Blueprint, **fields: Any) -> Blueprint:
+        """Give every view of `blueprint` these context fields (e.g. a default `use_case_name`).
+
+        They form a scope between the request's and the view's: a view's own `@track` wins by
+        the inheritance rules (a new use case name starts a new use case). Nested blueprints
+        apply outermost first. Returns the blueprint.
+        """
+        if not isinstance(blueprint, Blueprint):
+            raise TypeError(f"track_blueprint(): expected a flask Blueprint, got {type(blueprint).__name__}")
+        self._blueprints[blueprint] = dict(validate_fields("track_blueprint()", fields))
+        return blueprint

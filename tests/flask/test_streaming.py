@@ -1,0 +1,272 @@
+"""Streamed responses: the body, produced after the view returned, keeps the request's and view's scope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flask_login
+import pytest
+from flask import Blueprint, Flask, Response, request, stream_with_context
+from flask.globals import _cv_app, _cv_request
+
+from payi_web import get_context, track, track_context
+from payi_web.context import current_var
+from payi_web.fake_provider import FakeProvider
+from payi_web.flask import PayiTracking
+from payi_web.testing import CapturedCalls
+from tests.flask.conftest import CHAT, make_app, openai_for, org_of_current_user
+
+
+def _line() -> str:
+    ctx = get_context()
+    return json.dumps([ctx.user_id, ctx.account_name, ctx.use_case_name, ctx.use_case_step]) + "\n"
+
+
+def _lines(body: bytes) -> list[list[Any]]:
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+@pytest.fixture
+def app(provider: FakeProvider, payi: PayiTracking, counting: Callable[..., Any]) -> Flask:
+    app = make_app()
+    payi.init_app(app)
+    app.config["account"] = counting(org_of_current_user)
+    payi.account_loader(app.config["account"])
+    client = openai_for(provider)
+
+    def streamed_answer() -> Iterator[str]:
+        """A streamed GenAI call inside the response body, then the context as a line."""
+        for chunk in client.chat.completions.create(**CHAT, stream=True):
+            if chunk.choices:
+                pass
+        yield _line()
+        with track_context(use_case_step="follow_up"):
+            yield _line()
+        yield _line()
+
+    @app.get("/generator-view")
+    @track(use_case_name="generator_view")
+    def generator_view() -> Iterator[str]:
+        yield from streamed_answer()
+
+    @app.get("/returns-generator")
+    @track(use_case_name="returns_generator")
+    def returns_generator() -> Any:
+        return streamed_answer()
+
+    @app.get("/response")
+    @track(use_case_name="plain_response")
+    def plain_response() -> Response:
+        return Response(streamed_answer(), mimetype="text/plain")
+
+    @app.get("/with-context")
+    @track(use_case_name="with_context")
+    def with_context() -> Response:
+        def body() -> Iterator[str]:
+            yield json.dumps(request.args["greeting"]) + "\n"  # the request context is back while it runs
+            yield from streamed_answer()
+
+        return Response(stream_with_context(body()))
+
+    @app.get("/untracked")
+    def untracked() -> Response:
+        return Response(streamed_answer())
+
+    @app.get("/helper")
+    @track(use_case_name="outer_view")
+    def helper_view() -> Response:
+        return make_stream()
+
+    @track(use_case_step="helper")
+    def make_stream() -> Response:
+        return Response(streamed_answer())
+
+    @app.get("/async-stream")
+    @track(use_case_name="async_stream")
+    async def async_stream() -> Response:
+        return Response(streamed_answer())
+
+    tools = Blueprint("tools", __name__)
+    payi.track_blueprint(tools, use_case_name="tools")
+    tools.get("/stream")(untracked)
+    app.register_blueprint(tools, url_prefix="/tools")
+    return app
+
+
+def _web(app: Flask, user: str = "u4") -> Any:
+    web = app.test_client()
+    web.get(f"/login/{user}")
+    return web
+
+
+@pytest.mark.parametrize(
+    ("path", "use_case", "step"),
+    [
+        ("/generator-view", "generator_view", None),
+        ("/returns-generator", "returns_generator", None),
+        ("/response", "plain_response", None),
+        ("/with-context?greeting=hi", "with_context", None),
+        ("/untracked", None, None),
+        ("/tools/stream", "tools", None),
+        ("/helper", "outer_view", "helper"),
+        ("/async-stream", "async_stream", None),
+    ],
+)
+def test_streamed_bodies_keep_user_account_and_use_case(
+    app: Flask, provider: FakeProvider, payi_calls: CapturedCalls, path: str, use_case: str, step: str | None
+) -> None:
+    response = _web(app).get(path)
+    assert response.status_code == 200
+    lines = _lines(response.data)
+    if path.startswith("/with-context"):
+        assert lines.pop(0) == "hi"
+    expected = ["u4", "org1", use_case, step]
+    assert lines == [expected, [*expected[:3], "follow_up" if use_case else None], expected]
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name, call.context.use_case_name) == tuple(
+        expected[:3]
+    )
+    [sent] = provider.received
+    assert sent.headers["xproxy-user-id"] == "u4"
+    assert sent.headers["xproxy-account-name"] == "org1"
+    assert sent.headers.get("xproxy-usecase-name") == use_case
+    assert app.config["account"].calls == 1
+    assert current_var.get() is None
+
+
+def test_the_body_is_produced_outside_the_request_context_and_leaves_nothing_behind(
+    app: Flask, payi_calls: CapturedCalls
+) -> None:
+    seen: list[Any] = []
+
+    @app.get("/probe")
+    @track(use_case_name="probe")
+    def probe() -> Response:
+        def body() -> Iterator[str]:
+            for i in range(3):
+                seen.append(
+                    (_cv_request.get(None) is None, get_context().user_id, get_context().use_case_name)
+                )
+                yield f"{i}\n"
+
+        return Response(body())
+
+    response = _web(app, "u2").get("/probe", buffered=False)
+    chunks = []
+    for chunk in response.response:
+        # Between two steps the test's own context is untouched.
+        assert current_var.get() is None and _cv_request.get(None) is None
+        chunks.append(chunk)
+    response.close()
+    assert b"".join(chunks) == b"0\n1\n2\n"
+    assert seen == [(True, "u2", "probe")] * 3
+    assert current_var.get() is None and _cv_app.get(None) is None
+
+
+def test_a_body_closed_before_it_is_read_ends_in_the_scope(app: Flask) -> None:
+    events: list[Any] = []
+
+    @app.get("/closed")
+    @track(use_case_name="closed")
+    def closed() -> Response:
+        def body() -> Iterator[str]:
+            try:
+                yield "never sent"
+            finally:
+                events.append(("finally", get_context().user_id, get_context().use_case_name))
+
+        generator = body()
+        next(generator)  # started: closing it runs its finally block
+        return Response(generator)
+
+    web = _web(app, "u5")
+    response = web.get("/closed", buffered=False)
+    response.close()
+    assert events == [("finally", "u5", "closed")]
+    assert web.head("/closed").status_code == 200
+    assert current_var.get() is None
+
+
+def test_lazy_user_resolution_inside_a_body_that_keeps_the_request_context(
+    provider: FakeProvider, payi: PayiTracking, counting: Callable[..., Any], payi_calls: CapturedCalls
+) -> None:
+    # Flask 3.0's stream_with_context pushes the request context while the view runs, so the
+    # teardown happens at the end of the body, inside a step: the user is then resolved lazily,
+    # in the body, and the scope still ends with the response.
+    user = counting(lambda: flask_login.current_user.get_id())
+    app = make_app({"PAYI_USER_ID": user})
+    payi.init_app(app)
+    client = openai_for(provider)
+
+    def flask30_stream_with_context(gen: Iterator[str]) -> Iterator[str]:
+        def generator() -> Iterator[str]:
+            ctx = _cv_request.get()
+            with ctx:
+                yield None  # type: ignore[misc]
+                try:
+                    yield from gen
+                finally:
+                    gen.close()  # type: ignore[attr-defined]
+
+        wrapped = generator()
+        next(wrapped)
+        return wrapped
+
+    @app.get("/old-style")
+    @track(use_case_name="old_style")
+    def old_style() -> Response:
+        def body() -> Iterator[str]:
+            yield "start\n"
+            assert user.calls == 0
+            client.chat.completions.create(**CHAT)
+            yield _line()
+
+        return Response(flask30_stream_with_context(body()))
+
+    torn_down: list[Any] = []
+    app.teardown_request(lambda exc: torn_down.append(get_context().user_id))
+    web = _web(app, "u9")
+    torn_down.clear()  # the login request's
+    user.calls = 0
+    assert _lines(web.get("/old-style").data[len("start\n") :]) == [["u9", None, "old_style", None]]
+    assert user.calls == 1
+    assert torn_down == ["u9"]  # teardown ran inside the body's last step
+    assert payi_calls[0].context.user_id == "u9"
+    assert current_var.get() is None
+
+
+def test_streamed_responses_without_genai_still_resolve_once_non_streamed_not_at_all(
+    app: Flask,
+) -> None:
+    @app.get("/quiet-stream")
+    def quiet_stream() -> Response:
+        return Response(iter(["a", "b"]))
+
+    @app.get("/quiet")
+    def quiet() -> str:
+        return "ab"
+
+    web = _web(app)
+    assert web.get("/quiet").data == b"ab"
+    assert app.config["account"].calls == 0
+    assert web.get("/quiet-stream").data == b"ab"
+    # The body might need the account after the request context is gone: resolved at teardown.
+    assert app.config["account"].calls == 1
+
+
+def test_file_responses_are_not_wrapped(app: Flask, tmp_path: Any) -> None:
+    from flask import send_file
+
+    target = tmp_path / "report.txt"
+    target.write_text("file body")
+
+    @app.get("/file")
+    @track(use_case_name="file")
+    def file() -> Response:
+        return send_file(target)
+
+    response = _web(app).get("/file")
+    assert response.data == b"file body"
+    assert app.config["account"].calls == 0
