@@ -110,6 +110,21 @@ def test_drf_token_auth_emits_the_user_drf_authenticated(
 
 
 @pytest.mark.django_db
+def test_the_user_drf_authenticated_wins_over_the_session_user(
+    make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    alice = make_user("alice", account="acme")
+    bob = make_user("bob", account="globex")
+    api = APIClient()
+    api.force_login(alice)  # Django's session user...
+    token = Token.objects.create(user=bob)  # ...but DRF authenticates the token first
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api.post("/api/chat/", {}, format="json").json()["user"] == bob.pk
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(bob.pk), "globex")
+
+
+@pytest.mark.django_db
 def test_drf_session_auth_and_function_views(
     make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:

@@ -29,7 +29,7 @@ from payi_web.testing import CapturedCalls
 
 from .project import genai
 
-REQUESTS = 60
+REQUESTS = 70
 USERS = 12
 # (method, path, use case, auth)
 KINDS = [
@@ -39,6 +39,7 @@ KINDS = [
     ("GET", "/astream/", "astream", "session"),
     ("POST", "/api/chat/", "drf", "token"),
     ("GET", "/acbv/", "acbv", "session"),
+    ("GET", "/blocking/", "blocking", "session"),  # a sync client on the event loop
 ]
 
 
