@@ -55,7 +55,7 @@ class Deferred:
     an event loop (e.g. Django's `request.auser()`).
     """
 
-    __slots__ = ("_aresolve", "_done", "_lock", "_name", "_pending", "_resolve", "_value")
+    __slots__ = ("_aresolve", "_done", "_lock", "_name", "_pending", "_resolve", "_resolving", "_value")
 
     def __init__(
         self,
@@ -69,7 +69,9 @@ class Deferred:
         self._name = name
         self._value: str | None = None
         self._done = False
-        self._lock = threading.Lock()
+        # Re-entrant: a resolver that reads the context in its own thread sees the field unset.
+        self._lock = threading.RLock()
+        self._resolving = False
         self._pending: asyncio.Future[object] | None = None
 
     def __repr__(self) -> str:
@@ -102,10 +104,15 @@ class Deferred:
         if not self._done:
             with self._lock:
                 if not self._done:
+                    if self._resolving:
+                        return None  # the resolver itself asked (e.g. via get_context()): not known yet
+                    self._resolving = True
                     try:
                         self._settle(self._resolve())
                     except Exception:
                         self._failed()
+                    finally:
+                        self._resolving = False
         return self._value
 
     async def aget(self) -> str | None:

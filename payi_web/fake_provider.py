@@ -400,8 +400,11 @@ class FakeProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # load tests open many connections at once
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-provider").start()
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 

@@ -188,3 +188,18 @@ def test_calls_from_many_threads_each_carry_their_own_user() -> None:
             assert received.headers["xproxy-account-name"] == f"acct-{i % 3}"
     finally:
         provider.close()
+
+
+def test_a_resolver_that_reads_the_context_sees_its_field_unset() -> None:
+    provider = FakeProvider()
+    client = payi_web.instrument(proxy_openai(provider))
+    seen: list[str | None] = []
+
+    def user() -> str:
+        seen.append(payi_web.get_context().user_id)  # re-enters the same Deferred
+        return "resolved"
+
+    with track_context(user_id=Deferred(user)):
+        client.chat.completions.create(**CHAT)
+    assert seen == [None]
+    assert provider.received[0].headers["xproxy-user-id"] == "resolved"
