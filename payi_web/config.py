@@ -74,7 +74,9 @@ def configure(
 
     - `defaults`: application-wide context fields, the root scope that applies in every thread
       and task, computed once from an empty parent by the rules of `track()`.
-    - `api_key`: Pay-i's API key (default: the `PAYI_API_KEY` environment variable).
+    - `api_key`: Pay-i's API key (default: the `PAYI_API_KEY` environment variable). With a key,
+      and `proxy` not True in `defaults`, every call made without the Pay-i proxy is reported to
+      Pay-i in the background (ingest mode, see `payi_web.ingest`; needs httpx or httpx2).
     - `base_url`: Pay-i's URL (default: `PAYI_BASE_URL`, else https://api.pay-i.com).
     - `header_hosts`: further URL prefixes whose requests carry the Pay-i headers (an LLM gateway).
     - `ledger`: the local SQLite ledger of every call. Its file: `PAYI_LEDGER` if set, else this
@@ -94,9 +96,13 @@ def configure(
         raise TypeError(f"configure(): api_key must be str, got {type(api_key).__name__}")
     if isinstance(header_hosts, str) or not isinstance(header_hosts, Sequence):
         raise TypeError("configure(): header_hosts must be a list of URL prefixes")
+    from .ingest import setup as ingest_setup
     from .ledger import setup as ledger_setup
 
     api_key = api_key or os.environ.get("PAYI_API_KEY") or None
+    ingest = ingest_setup.wanted(api_key, root.proxy)
+    if ingest:
+        ingest_setup.check_available()  # a missing httpx fails here, before anything changes
     config = Config(
         api_key=api_key,
         base_url=_url_prefix("base_url", base_url or os.environ.get("PAYI_BASE_URL") or DEFAULT_BASE_URL),
@@ -107,6 +113,7 @@ def configure(
     set_root(root)
     _config = config
     ledger_setup.install(config.ledger, config.prices)
+    ingest_setup.install(api_key if ingest else None, config.base_url)
     return config
 
 
