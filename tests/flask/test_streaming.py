@@ -270,3 +270,13 @@ def test_file_responses_are_not_wrapped(app: Flask, tmp_path: Any) -> None:
     response = _web(app).get("/file")
     assert response.data == b"file body"
     assert app.config["account"].calls == 0
+
+
+def test_generators_returned_by_tracked_functions_are_bound_only_in_flask_requests(app: Flask) -> None:
+    @track(use_case_name="outside")
+    def numbers() -> Iterator[str | None]:
+        return (get_context().use_case_name for _ in range(2))
+
+    assert list(numbers()) == [None, None]  # outside a request: the core's behaviour
+    with app.test_request_context("/"):
+        assert list(numbers()) == ["outside", "outside"]
