@@ -417,30 +417,31 @@ class PayiTracking:
         """Validate the app's `PAYI_*` keys, apply them, and seed a scope in each of its requests.
 
         Raises `SettingsError` (a `ValueError`) naming the key for an unknown key or a bad value;
-        the app is then left as it was. The process-wide part of the settings (API key, base
+        the app then gets no state and no command (its hooks, if registered, do nothing). The process-wide part of the settings (API key, base
         URL, header hosts, ledger, instrumentation, and the defaults outside requests) is that
         of the app initialised last.
         """
         settings = load_flask_settings(app.config)
         root = derive(EMPTY_FRAME, settings.context_defaults())
+        before = app.before_request_funcs.setdefault(None, [])
+        if _enter_request not in before:
+            # Registered early, these run last of the app's after_request and teardown hooks.
+            # (Flask refuses them once the app has served a request: before anything changed.)
+            # They do nothing until the app's state is in place, below.
+            app.after_request(_bind_body)
+            app.teardown_request(_leave_request)
+            # First of all before_request hooks, so that the others run in the request's scope too.
+            before.insert(0, _enter_request)
         try:
             apply_settings(settings)
         except SettingsError as exc:
             raise _prefixed(exc) from None
         _register_result_types(app)
-        state = PayiState(self, settings, root, current_config())
-        first = EXTENSION_KEY not in app.extensions
-        app.extensions[EXTENSION_KEY] = state
-        if first:
-            # First of all before_request hooks, so that the others run in the request's scope too.
-            app.before_request_funcs.setdefault(None, []).insert(0, _enter_request)
-            # Registered early, these run last of the app's after_request and teardown hooks.
-            app.after_request(_bind_body)
-            app.teardown_request(_leave_request)
-            from .cli import payi_cli
+        from .cli import payi_cli
 
-            if "payi" not in app.cli.commands:
-                app.cli.add_command(payi_cli)
+        if "payi" not in app.cli.commands:
+            app.cli.add_command(payi_cli)
+        app.extensions[EXTENSION_KEY] = PayiState(self, settings, root, current_config())
 
     # --- resolvers, decorator style -------------------------------------------------------------
 

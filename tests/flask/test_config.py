@@ -108,3 +108,24 @@ def test_init_app_twice_registers_the_hooks_once() -> None:
     assert app.after_request_funcs[None].count(_bind_body) == 1
     assert app.teardown_request_funcs[None].count(_leave_request) == 1
     assert is_instrumented()
+
+
+def test_a_failed_init_app_can_be_retried_and_setup_after_serving_is_refused() -> None:
+    app = make_app({"PAYI_BASE_URL": "ftp://wrong"})
+    app.get("/ctx")(lambda: str(payi_web.get_context().user_id))
+    payi = PayiTracking()
+    with pytest.raises(SettingsError, match="PAYI_BASE_URL"):
+        payi.init_app(app)
+    app.config["PAYI_BASE_URL"] = "https://payi.internal"
+    app.config["PAYI_USER_ID"] = lambda: "retried"
+    payi.init_app(app)
+    from payi_web.flask.extension import _enter_request
+
+    assert app.before_request_funcs[None].count(_enter_request) == 1
+    assert app.test_client().get("/ctx").data == b"retried"
+    late = make_app()
+    late.test_client().get("/login/u1")
+    before = current_config()
+    with pytest.raises(AssertionError, match="already handled its first request"):
+        PayiTracking(late)
+    assert current_config() is before and "payi" not in late.extensions
