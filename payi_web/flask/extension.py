@@ -33,7 +33,7 @@ from ..context import EMPTY_FRAME, Frame, current_var, derive
 from ..settings import PayiSettings, SettingsError, apply_settings, load_settings
 from ..tracking import _drive, _restore, bind_result_type
 
-__all__ = ["PREFIX", "PayiState", "PayiTracking", "scoped_body"]
+__all__ = ["PREFIX", "PayiState", "PayiTracking"]
 
 PREFIX: Final = "PAYI_"
 EXTENSION_KEY: Final = "payi"
@@ -309,11 +309,6 @@ class _ScopedBody:
             scope.end()
 
 
-def scoped_body(iterable: Iterable[Any], frame: Frame) -> _ScopedBody:
-    """`iterable`, each step of it run with `frame` current."""
-    return _ScopedBody(iterable, frame)
-
-
 def _bind_response(response: Any, frame: Frame) -> Any:
     # `@track` on a function returning a streamed response: the body keeps that function's scope.
     body = getattr(response, "response", None)
@@ -417,9 +412,9 @@ class PayiTracking:
         """Validate the app's `PAYI_*` keys, apply them, and seed a scope in each of its requests.
 
         Raises `SettingsError` (a `ValueError`) naming the key for an unknown key or a bad value;
-        the app then gets no state and no command (its hooks, if registered, do nothing). The process-wide part of the settings (API key, base
-        URL, header hosts, ledger, instrumentation, and the defaults outside requests) is that
-        of the app initialised last.
+        the app then gets no state and no command (its hooks, if registered, do nothing). The
+        process-wide part of the settings (API key, base URL, header hosts, ledger,
+        instrumentation, and the defaults outside requests) is that of the app initialised last.
         """
         settings = load_flask_settings(app.config)
         root = derive(EMPTY_FRAME, settings.context_defaults())
