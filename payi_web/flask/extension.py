@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from flask import Flask, Response, current_app
-from flask.globals import _cv_request
+from flask.globals import _cv_app, _cv_request
 from flask.sansio.blueprints import Blueprint
 
 from .._fields import Deferred, validate_fields
@@ -31,7 +30,7 @@ from .._log import warn_once
 from ..config import Config, current_config
 from ..context import EMPTY_FRAME, Frame, current_var, derive
 from ..settings import PayiSettings, SettingsError, apply_settings, load_settings
-from ..tracking import _drive, _restore, bind_result_type
+from ._streaming import _register_result_types, _RequestScope, _ScopedBody
 
 __all__ = ["PREFIX", "PayiState", "PayiTracking"]
 
@@ -158,14 +157,44 @@ class PayiState:
         args: dict[str, Any] = {}
         resolve, origin = self.user_id_resolver(app)
         if resolve is not None:
-            args["user_id"] = Deferred(resolve, name=self._name(resolve, f"{origin} resolver"))
+            name = self._name(resolve, f"{origin} resolver")
+            args["user_id"] = Deferred(_in_this_request(resolve), name=name)
         resolve, origin = self.account_resolver()
         if resolve is not None:
-            args["account_name"] = Deferred(resolve, name=self._name(resolve, f"{origin} resolver"))
+            name = self._name(resolve, f"{origin} resolver")
+            args["account_name"] = Deferred(_in_this_request(resolve), name=name)
         resolve, origin = self.context_resolver()
         if resolve is not None:
             args.update(_context_fields(resolve, self._name(resolve, origin)))
         return Frame.child(self.root, args)
+
+
+def _in_this_request(resolve: Resolver) -> Resolver:
+    """`resolve`, made to see the current request's contexts when it runs in a thread without them.
+
+    A GenAI call from a thread-pool worker (the tracking context carried by `bind_context` or
+    `patch_thread_pool()`) may be the request's first: the user and account are then resolved
+    in that thread, where `flask.request`, `g` and `current_user` do not exist. There the
+    resolver runs with the request's own app and request contexts set (not pushed: no hook or
+    teardown runs, and the request thread's contexts are untouched).
+    """
+    request_ctx = _cv_request.get(None)
+    app_ctx = _cv_app.get(None)
+    if request_ctx is None or app_ctx is None:
+        return resolve
+
+    def resolver() -> Any:
+        if _cv_request.get(None) is not None:
+            return resolve()
+        app_token = _cv_app.set(app_ctx)
+        request_token = _cv_request.set(request_ctx)
+        try:
+            return resolve()
+        finally:
+            _cv_request.reset(request_token)
+            _cv_app.reset(app_token)
+
+    return resolver
 
 
 def _context_fields(context: Resolver, name: str) -> dict[str, Any]:
@@ -208,136 +237,6 @@ def _flask_login_user_id() -> str | None:
         return None
     user_id = user.get_id()
     return None if user_id is None else str(user_id)
-
-
-# --- the request scope and streamed bodies ------------------------------------------------------
-
-
-class _RequestScope:
-    """One request's scope: entered in `before_request`, left at teardown or after its streamed body."""
-
-    __slots__ = ("body", "end_pending", "frame", "producing", "token")
-
-    def __init__(self, frame: Frame, token: Any) -> None:
-        self.frame = frame
-        self.token = token
-        self.body: _ScopedBody | None = None
-        self.producing = 0  # > 0 while a step of the body runs (teardown may run inside one)
-        self.end_pending = False
-
-    def end(self) -> None:
-        """Leave the scope (once): the context goes back to what it was before the request."""
-        if self.producing:
-            # Teardown inside a body step (a request context that the body re-entered and left):
-            # the step restores its own token first, then ends the scope.
-            self.end_pending = True
-            return
-        token, self.token = self.token, None
-        if token is not None:
-            _restore(token)
-
-    def resolve_for_body(self) -> None:
-        """The request context is about to end but the body is still to come: resolve what it needs."""
-        body = self.body
-        if body is None or body.finished or self.producing:
-            return
-        frame = body.frame.resolved()
-        for value in (frame.user_id, frame.account_name):
-            if isinstance(value, Deferred):
-                value.get()
-
-
-class _ScopedBody:
-    """A response body whose every step (and close) runs with `frame` current.
-
-    WSGI servers iterate the body after the view returned, outside the request context and
-    outside the view's scopes; this puts the scope back around each step.
-    """
-
-    __slots__ = ("_iterable", "_iterator", "finished", "frame", "scope")
-
-    def __init__(self, iterable: Iterable[Any], frame: Frame, scope: _RequestScope | None = None) -> None:
-        self._iterable = iterable
-        self._iterator: Iterator[Any] | None = None
-        self.frame = frame
-        self.scope = scope
-        self.finished = False
-
-    def __iter__(self) -> _ScopedBody:
-        return self
-
-    def __next__(self) -> Any:
-        scope = self.scope
-        token = current_var.set(self.frame)
-        if scope is not None:
-            scope.producing += 1
-        try:
-            iterator = self._iterator
-            if iterator is None:
-                iterator = self._iterator = iter(self._iterable)
-            return next(iterator)
-        except BaseException:
-            self.finished = True
-            raise
-        finally:
-            _restore(token)
-            if scope is not None:
-                self._after_step(scope)
-
-    def close(self) -> None:
-        scope = self.scope
-        self.finished = True
-        token = current_var.set(self.frame)
-        if scope is not None:
-            scope.producing += 1
-        try:
-            for target in (self._iterable, self._iterator):
-                close = getattr(target, "close", None)
-                if close is not None:
-                    close()
-                    break
-        finally:
-            _restore(token)
-            if scope is not None:
-                self._after_step(scope)
-
-    @staticmethod
-    def _after_step(scope: _RequestScope) -> None:
-        scope.producing -= 1
-        if scope.end_pending and not scope.producing:
-            scope.end_pending = False
-            scope.end()
-
-
-def _bind_response(response: Any, frame: Frame) -> Any:
-    # `@track` on a function returning a streamed response: the body keeps that function's scope.
-    body = getattr(response, "response", None)
-    if (
-        body is not None
-        and getattr(response, "is_streamed", False)
-        and not getattr(response, "direct_passthrough", False)
-        and not isinstance(body, _ScopedBody)
-    ):
-        response.response = _ScopedBody(body, frame)
-    return response
-
-
-def _bind_generator(generator: Any, frame: Frame) -> Any:
-    # `@track` on a view returning a generator (or stream_with_context(...)): Flask streams it
-    # later. Only inside a Flask request: elsewhere a tracked function's generator is left as is.
-    if _cv_request.get(None) is None:
-        return generator
-    return _drive(generator, frame)
-
-
-def _register_result_types(app: Flask) -> None:
-    """Teach `@track` that a streamed response or a generator it returns keeps its scope (idempotent)."""
-    import werkzeug.wrappers
-
-    kinds: set[type] = {Response, werkzeug.wrappers.Response, app.response_class}
-    for kind in kinds:
-        bind_result_type(kind, _bind_response)
-    bind_result_type(types.GeneratorType, _bind_generator)
 
 
 # The hooks below run on every request: they reach the request context through Flask's context
