@@ -135,7 +135,7 @@ def test_a_slow_pay_i_never_slows_the_request(
     for i in range(1, 21):
         ask(client, i)
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"20 calls took {elapsed:.2f} s while Pay-i sleeps 1.5 s per request"
+    assert elapsed < 1.0, f"20 calls took {elapsed:.2f} s while Pay-i sleeps 1.5 s per request"
     assert stats().queued == 21
     assert payi_web.flush(10)
     assert len(server.accepted) == 21
@@ -213,8 +213,7 @@ def test_sender_threads_grow_with_a_backlog_and_leave_when_idle(
     for i in range(40):
         emit(make_record(f"g-{i}"))
     assert server.wait_for(lambda s: len(s.received) >= 8)
-    senders = [t for t in __import__("threading").enumerate() if t.name == "payi-ingest-sender"]
-    assert 1 < len(senders) <= 4
+    assert 1 < sink._senders <= 4
     assert payi_web.flush(10)
     time.sleep(0.6)
     assert sink._senders == 1  # the extra senders left; one waits for the next record
@@ -230,9 +229,8 @@ def test_replacing_the_configuration_lets_the_old_sink_deliver(
     emit(make_record("before"))
     payi_web.configure()  # no key: ingest off; returns at once
     emit(make_record("after"))  # not ingested
-    assert server.wait_for(lambda s: len(s.received) == 1, timeout=5)
+    assert server.wait_for(lambda s: old.stats.sent == 1, timeout=5)
     assert server.accepted_ids() == ["before"]
-    assert old.stats.sent == 1
 
 
 def test_delivery_options_are_checked() -> None:
