@@ -1,0 +1,1 @@
+"""The harness's Django project: users with accounts, a login view, and `/chat/<plan>/` views."""
