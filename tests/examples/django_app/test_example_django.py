@@ -211,7 +211,7 @@ def test_every_logged_in_user_sees_the_usage_of_every_account(
     b"".join(login("carol").get("/chat/", {"message": "Two"}).streaming_content)
     assert payi_web.flush(5)
     page = login("bob").get("/usage/").content.decode()  # bob is not staff
-    assert OFFLINE_LABEL in page and str(ledger) in page
+    assert OFFLINE_LABEL in page and str(ledger) in page and "back to the demo" in page
     for value in ("acme", "globex", "alice", "carol", "document_summary", "chat"):
         assert f">{value}<" in page, value
 
@@ -220,6 +220,7 @@ def test_the_pay_i_key_goes_out_but_is_never_shown(
     login: Login, offline_model: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PAYI_API_KEY", "payi-secret-for-tests")
+    monkeypatch.setenv("PAYI_BASE_URL", "http://127.0.0.1:9")  # were anything sent to Pay-i: not far
     conf.reload()
     client = login("alice")
     page = client.post("/summarize/", {"document": "Key test."}).content.decode()
