@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,11 +44,19 @@ class Config:
         )
 
 
-_config = Config()
+# None until configure() runs; the first use without one configures from the environment.
+_config: Config | None = None
+_first_use = threading.Lock()
 
 
 def current_config() -> Config:
-    return _config
+    config = _config
+    if config is None:
+        with _first_use:
+            # An app that never calls configure() still gets PAYI_API_KEY, PAYI_BASE_URL and the
+            # default ledger, as `configure()` with no arguments would give it.
+            config = _config if _config is not None else configure()
+    return config
 
 
 def _url_prefix(where: str, value: object) -> str:
@@ -122,4 +131,4 @@ def proxy_url(provider: str) -> str:
     path = _PROXY_PATHS.get(provider)
     if path is None:
         raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(_PROXY_PATHS)}")
-    return _config.base_url + path
+    return current_config().base_url + path

@@ -1,13 +1,58 @@
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import payi_web
 
 pytest_plugins = ("pytester",)
+
+_LOCAL_NAMES = {"localhost", "testserver"}
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(host: object) -> bool:
+    if not isinstance(host, str) or host in _LOCAL_NAMES:
+        return True  # unix sockets and the names tests serve on
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host is not None and not _is_local(host):
+        raise socket.gaierror(socket.EAI_NONAME, f"tests never reach the network (lookup of {host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        raise ConnectionRefusedError(f"tests never reach the network (connect to {address[0]!r})")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        raise ConnectionRefusedError(f"tests never reach the network (connect to {address[0]!r})")
+    return _real_connect_ex(self, address)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In this process nothing may leave the machine, whatever a test or library tries: every
+    # lookup and connection to anything but loopback fails at once.
+    socket.getaddrinfo = _guarded_getaddrinfo
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -6,6 +6,10 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import openai
@@ -66,7 +70,8 @@ def test_chat_through_the_proxy_carries_headers_and_is_recorded(
 def test_other_hosts_get_no_pay_i_headers_but_genai_calls_are_recorded(
     provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:
-    payi_web.configure(api_key="payi-secret-key")
+    # proxy=True: this app uses Pay-i's proxy elsewhere, so nothing is ingested (see tests/ingest).
+    payi_web.configure(api_key="payi-secret-key", defaults={"proxy": True})
     client = payi_web.instrument(openai_client(provider, "https://api.openai.com/v1"))
     internal = OPENAI_HTTP.Client(transport=provider.transport(OPENAI_HTTP))
     payi_web.instrument(internal)
@@ -347,3 +352,27 @@ def test_concurrent_async_tasks_each_carry_their_own_user(provider: FakeProvider
     for received in provider.received:
         props = json.loads(base64.b64decode(received.headers["xproxy-request-properties"]))
         assert received.headers["xproxy-user-id"] == f"user-{props['request_id']}"
+
+
+def test_a_process_that_never_calls_configure_uses_the_environment(tmp_path: Any) -> None:
+    script = textwrap.dedent(
+        """
+        import os, openai, payi_web
+        from payi_web.fake_provider import FakeProvider
+
+        provider = FakeProvider()
+        os.environ["PAYI_BASE_URL"] = url = provider.serve()  # read at the first call, not at import
+        client = payi_web.instrument(openai.OpenAI(api_key="x", base_url=url + "/api/v1/proxy/openai/v1"))
+        with payi_web.track_context(user_id="env-user"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        assert provider.received[0].headers["xproxy-api-key"] == "key-from-env"
+        assert provider.received[0].headers["xproxy-user-id"] == "env-user"
+        print("ok")
+        """
+    )
+    env = {**os.environ, "PAYI_API_KEY": "key-from-env", "PAYI_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    env.pop("PAYI_BASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "ok", result.stderr
