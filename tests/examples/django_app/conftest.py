@@ -7,6 +7,8 @@ answers with its offline model, in-process.
 from __future__ import annotations
 
 import io
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,24 @@ from payi_web.django import conf
 from payi_web.fake_provider import FakeProvider
 
 PASSWORDS = {username: password for username, password, _ in DEMO_USERS}
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in (None, "localhost", "testserver"):
+        try:
+            local = ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            raise socket.gaierror(socket.EAI_NONAME, f"these tests never reach the network ({name!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # This process does not load the suite's conftest (and its network guard): the same rule here.
+    socket.getaddrinfo = _local_only
 
 
 @pytest.fixture(autouse=True)

@@ -250,3 +250,10 @@ def test_the_backend_follows_the_environment(monkeypatch: pytest.MonkeyPatch) ->
             monkeypatch.setenv("PAYI_API_KEY", payi_key)
         monkeypatch.setattr(genai, "_client", None)
         assert str(genai.client().base_url) == base_url
+
+
+def test_this_process_cannot_reach_the_network() -> None:
+    import socket
+
+    with pytest.raises(socket.gaierror, match="never reach the network"):
+        socket.getaddrinfo("api.pay-i.com", 443)
