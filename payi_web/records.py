@@ -42,7 +42,9 @@ class CallRecord:
     # By Pay-i unit kind: "text", "text_cache_read", "text_cache_write", "reasoning".
     # Empty when the usage is unknown (e.g. a stream abandoned before it arrived).
     units: Mapping[str, Units]
-    headers: Mapping[str, str]  # the xProxy-* headers that were sent, the API key left out
+    # The call's Pay-i headers (the caller's explicit ones merged, the API key left out): sent on
+    # the wire only when `proxied`; otherwise the attribution that ingest reports.
+    headers: Mapping[str, str]
 
     @property
     def usage_known(self) -> bool:

@@ -21,9 +21,7 @@ OPENAI_LIBS: list[Any] = [httpx2, httpx] if OPENAI_HTTP is httpx2 else [httpx]
 ANTHROPIC_HTTP: Any = httpx2 if int(anthropic.__version__.split(".")[0]) >= 2 else httpx
 
 
-def openai_client(
-    provider: FakeProvider, base_url: str, *, lib: Any = None, **kwargs: Any
-) -> openai.OpenAI:
+def openai_client(provider: FakeProvider, base_url: str, *, lib: Any = None, **kwargs: Any) -> openai.OpenAI:
     """A real openai.OpenAI client whose HTTP goes to `provider` in-process (httpx2 or httpx)."""
     lib = lib or OPENAI_HTTP
     http = lib.Client(transport=provider.transport(lib))
