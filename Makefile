@@ -32,8 +32,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check payi_web tests bench example_django example_flask
-	$(VENV)/bin/ruff format --check payi_web tests bench example_django example_flask
+	$(VENV)/bin/ruff check payi_web tests bench example_django example_flask examples_shared
+	$(VENV)/bin/ruff format --check payi_web tests bench example_django example_flask examples_shared
 	$(VENV)/bin/mypy --strict payi_web
 
 bench: $(STAMP)

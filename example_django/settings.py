@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from example_django.assistant import genai
+from examples_shared import genai
 
 BASE_DIR = Path(__file__).resolve().parent
 

@@ -12,9 +12,10 @@ from typing import Any
 from flask import Flask, abort, current_app
 from flask_login import current_user
 
+from examples_shared import genai
 from payi_web.flask import PayiTracking, usage_blueprint
 
-from . import genai, users
+from . import users
 from .assistant import bp as assistant
 
 payi = PayiTracking()

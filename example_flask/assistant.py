@@ -17,9 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_login import login_required
 from markupsafe import Markup, escape
 
+from examples_shared import genai
 from payi_web import get_context, track, track_context
-
-from . import genai
 
 bp = Blueprint("assistant", __name__)
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from . import genai
+from examples_shared import genai
 
 
 def demo(request: HttpRequest) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from django.utils.safestring import mark_safe
 from django.views import View
 from django.views.decorators.cache import never_cache
 
+from examples_shared import genai
 from payi_web import get_context, track, track_context
 from payi_web.ledger import render_usage_page
 
-from . import genai
 from .demo_users import DEMO_USERS
 
 SAMPLE_DOCUMENT = (

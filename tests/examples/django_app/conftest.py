@@ -18,8 +18,8 @@ from django.core.management import call_command
 from django.test import Client
 
 import payi_web
-from example_django.assistant import genai
 from example_django.assistant.demo_users import DEMO_USERS
+from examples_shared import genai
 from payi_web.django import conf
 from payi_web.fake_provider import FakeProvider
 

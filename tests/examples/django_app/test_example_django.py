@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.test import AsyncClient, Client
 
 import payi_web
-from example_django.assistant import genai
+from examples_shared import genai
 from payi_web.django import conf
 from payi_web.fake_provider import FakeProvider
 from tests.examples.helpers import ledger_rows, properties

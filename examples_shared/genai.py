@@ -9,7 +9,8 @@ The backend comes from the environment:
 - `OPENAI_API_KEY`: OpenAI itself (the calls are recorded, but OpenAI gets no `xProxy-*` header);
 - `OPENAI_API_KEY` and `PAYI_API_KEY`: OpenAI through the Pay-i proxy, with the headers.
 
-This module knows nothing of Flask: `create_app()` asks it for the `PAYI_*` keys of the backend.
+This module knows nothing of Django or Flask: example_django's `settings.py` and example_flask's
+`create_app()` ask it for the Pay-i settings of the backend (`PAYI` keys / `PAYI_*` config).
 """
 
 from __future__ import annotations
