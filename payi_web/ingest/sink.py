@@ -23,11 +23,9 @@ delivered; at exit and after `close()` without waiting for a backoff: one last a
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import weakref
@@ -37,6 +35,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from .. import __version__
+from .._exit import ExitHooks
 from .._log import warn_once
 from ..records import CallRecord
 from .event import IngestEvent, build_event, wanted
@@ -288,7 +287,7 @@ class IngestSink:
             if alone:
                 self._deliver_inline()
             return
-        _register_exit_hooks()
+        _exit_hooks.ensure()
 
     def _deliver_inline(self) -> None:
         """No thread can start (interpreter shutdown): deliver in this thread, one attempt each."""
@@ -515,7 +514,6 @@ class IngestSink:
 _live: weakref.WeakSet[IngestSink] = weakref.WeakSet()
 # HTTP clients inherited through fork(): never touched again.
 _abandoned: list[Any] = []
-_hooks_pid: int | None = None
 
 
 def _after_fork_in_child() -> None:
@@ -536,22 +534,5 @@ def _flush_all_at_exit() -> None:
             logger.debug("payi_web: ingest flush at exit failed", exc_info=True)
 
 
-def _register_exit_hooks() -> None:
-    """Once per process that starts a sender: flush at exit, also in multiprocessing children.
-
-    A `multiprocessing` child ends with `os._exit()`, which skips `atexit`; its finalizers
-    (registered after its start, as here) run instead.
-    """
-    global _hooks_pid
-    pid = os.getpid()
-    if _hooks_pid == pid:
-        return
-    _hooks_pid = pid
-    if "multiprocessing" in sys.modules:
-        from multiprocessing import util
-
-        util.Finalize(None, _flush_all_at_exit, exitpriority=100)
-
-
-atexit.register(_flush_all_at_exit)
+_exit_hooks = ExitHooks(_flush_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)

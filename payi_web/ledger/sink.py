@@ -13,12 +13,10 @@ or corrupt file fails the batch; both are counted (`stats`) and logged once.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import weakref
 from collections import deque
@@ -26,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from .._exit import ExitHooks
 from .._log import warn_once
 from ..records import CallRecord
 from .schema import Price, connect, insert_rows, migrate, row_for
@@ -184,7 +183,7 @@ class LedgerSink:
         if not started:
             self._drop(lost)
             return False
-        _register_exit_hooks()
+        _exit_hooks.ensure()
         return True
 
     # -- control ------------------------------------------------------------------------------
@@ -328,7 +327,6 @@ class LedgerSink:
 _live: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
 # Connections inherited through fork(): never touched again.
 _abandoned: list[sqlite3.Connection] = []
-_hooks_pid: int | None = None
 
 
 def _after_fork_in_child() -> None:
@@ -344,22 +342,5 @@ def _flush_all_at_exit() -> None:
             sink._log_drops()
 
 
-def _register_exit_hooks() -> None:
-    """Once per process that starts a writer: flush at exit, also in multiprocessing children.
-
-    A `multiprocessing` child ends with `os._exit()`, which skips `atexit`; its finalizers
-    (registered after its start, as here) run instead.
-    """
-    global _hooks_pid
-    pid = os.getpid()
-    if _hooks_pid == pid:
-        return
-    _hooks_pid = pid
-    if "multiprocessing" in sys.modules:
-        from multiprocessing import util
-
-        util.Finalize(None, _flush_all_at_exit, exitpriority=100)
-
-
-atexit.register(_flush_all_at_exit)
+_exit_hooks = ExitHooks(_flush_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
