@@ -15,6 +15,7 @@ from flask import Flask
 import payi_web
 from payi_web.fake_provider import FakeProvider
 from payi_web.flask import PayiTracking, usage_blueprint
+from tests.browser import dump_dom, needs_chromium
 from tests.flask.conftest import CHAT, make_app, openai_for, org_of_current_user
 
 
@@ -182,12 +183,8 @@ def test_usage_blueprint_arguments() -> None:
         usage_blueprint("no_such_module_xyz:allow")
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"headless Chromium not installed at {CHROMIUM}")
+@needs_chromium
 def test_headless_chromium_renders_the_served_usage_page(recorded_app: Flask, tmp_path: Path) -> None:
-    import subprocess
     import threading
 
     from flask import request
@@ -201,27 +198,9 @@ def test_headless_chromium_renders_the_served_usage_page(recorded_app: Flask, tm
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        result = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                "--dump-dom",
-                f"http://127.0.0.1:{httpd.server_port}/u/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        dom = dump_dom(f"http://127.0.0.1:{httpd.server_port}/u/", tmp_path / "profile")
     finally:
         httpd.shutdown()
         httpd.server_close()
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
     assert '<table id="usage-by-user">' in dom and "<td>u1</td>" in dom and "<td>org2</td>" in dom
     assert '<svg id="tokens-chart"' in dom

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -13,11 +11,11 @@ import pytest
 
 from payi_web.ledger import LedgerSink, render_usage_page
 from payi_web.records import Units
+from tests.browser import chromium, dump_dom, needs_chromium
 
 from .helpers import T0, make_call
 
 MakeSink = Callable[..., LedgerSink]
-CHROMIUM = "/usr/bin/chromium"
 EVIL = '<script>alert("x")</script>&'
 
 
@@ -85,55 +83,16 @@ def test_the_page_explains_a_missing_ledger_and_a_bad_period(tmp_path: Path, led
     assert "est. cost<br><b>~$" in priced and "an estimate" in priced
 
 
-@pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"headless Chromium not installed at {CHROMIUM} (Debian: apt-get install chromium)",
-)
+@needs_chromium
 def test_headless_chromium_renders_the_page(ledger: Path, tmp_path: Path) -> None:
     page_file = tmp_path / "usage.html"
     page_file.write_text(render_usage_page(ledger), encoding="utf-8")
-    result = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            page_file.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    dom = result.stdout
-    assert result.returncode == 0, result.stderr[-2000:]
+    dom = dump_dom(page_file.as_uri(), tmp_path / "profile")
     # What the browser built from the page: the tables, their cells, and the chart's bars.
     assert '<table id="usage-by-user">' in dom and '<table id="usage-by-model">' in dom
     assert '<svg id="tokens-chart"' in dom and dom.count("<rect") >= 60
     assert "<td>alice</td>" in dom and "&lt;script&gt;" in dom
     assert "<script" not in dom
     screenshot = tmp_path / "usage.png"
-    shot = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={screenshot}",
-            "--window-size=1000,900",
-            page_file.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shot.returncode == 0, shot.stderr[-2000:]
+    chromium(tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1000,900", page_file.as_uri())
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
