@@ -28,17 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the README's run: 8 on/off pairs of 1000 requests per model, RSS at 10k and 50k requests "
-        "on every model",
+        help="the README's run: 10 on/off pairs of 250 requests per model; RSS after 10k and 50k "
+        "requests on django-gunicorn",
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--users", type=int, default=64, help="concurrent clients, each its own user")
-    parser.add_argument("--phase", type=int, help="requests per phase (default 500; --full 1000)")
-    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 8)")
+    parser.add_argument("--phase", type=int, default=250, help="requests per phase")
+    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 10)")
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests per server first")
     parser.add_argument("--memory-at", type=_ints, help="RSS after these many requests (--full: 10000,50000)")
-    parser.add_argument("--memory-models", help="read RSS on these models only (default: all)")
+    parser.add_argument("--memory-models", help="read RSS on these (default: all; --full: django-gunicorn)")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn gthread threads")
+    parser.add_argument(
+        "--provider-delay", type=float, default=0.0, help="seconds before the provider answers each call"
+    )
+    parser.add_argument("--plans", help="only these plans, comma-separated (for diagnosis)")
     parser.add_argument("--max-seconds", type=float, default=1800, help="stop the run after this long")
     parser.add_argument("--check", action="store_true", help="exit 1 if a ratio or memory target is missed")
     args = parser.parse_args(argv)
@@ -46,12 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         models=tuple(m for m in args.models.split(",") if m),
         users=args.users,
-        phase=args.phase or (1000 if args.full else 500),
-        pairs=args.pairs or (8 if args.full else 4),
+        phase=args.phase,
+        pairs=args.pairs or (10 if args.full else 4),
         warmup=args.warmup,
         memory_at=args.memory_at if args.memory_at is not None else ((10_000, 50_000) if args.full else ()),
-        memory_models=tuple(args.memory_models.split(",")) if args.memory_models else None,
+        memory_models=tuple(args.memory_models.split(","))
+        if args.memory_models
+        else (("django-gunicorn",) if args.full else None),
         threads=args.threads,
+        plans=tuple(args.plans.split(",")) if args.plans else None,
+        provider_delay=args.provider_delay,
         max_seconds=args.max_seconds,
         log=lambda line: print(line, flush=True),
     )
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs; {options.users} users, phases of "
         f"{options.phase} requests, {options.pairs} on/off pairs, warm-up {options.warmup}, "
-        f"RSS at {list(options.memory_at) or 'none'}; ledger off",
+        f"RSS at {list(options.memory_at) or 'none'}; provider delay {options.provider_delay}s; ledger off",
         flush=True,
     )
     started = time.perf_counter()

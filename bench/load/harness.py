@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from bench.load.plans import (
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 _ANSWER = ANSWER.encode()
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- server models --------------------------------------------------------------------------------
@@ -131,11 +133,12 @@ MODELS = {
 
 
 def _base_env() -> dict[str, str]:
-    """The environment of every child: no Pay-i key or ledger, no proxies, this repository importable."""
+    """Every child's environment: no Pay-i key or ledger, proxy or Django settings; this repo importable."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("PAYI") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        if (not k.startswith("PAYI") or k == "PAYI_LOAD_PROFILE")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "django_settings_module")
     }
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
@@ -198,6 +201,18 @@ class Process:
                 pass
         return total
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time so far, summed over this process and its descendants."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / _TICKS
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -254,11 +269,16 @@ class ModeStats:
     seconds: float = 0.0  # timed phases only
     timed_requests: int = 0
     latencies: list[float] = field(default_factory=list)  # timed phases only, seconds
+    cpu_seconds: float = 0.0  # the server's CPU time in timed phases
     phase_rates: list[float] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
         return self.timed_requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds / self.timed_requests * 1000 if self.timed_requests else float("nan")
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -276,7 +296,7 @@ class ModelResult:
     missing: int = 0
     errors: int = 0
     examples: list[str] = field(default_factory=list)
-    rss: dict[int, int] = field(default_factory=dict)  # on-server requests served -> bytes
+    rss: dict[int, int] = field(default_factory=dict)  # requests the "on" server served -> its RSS
     log_issues: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -314,6 +334,8 @@ class Options:
     memory_at: tuple[int, ...] = ()  # on-server requests served at which to read RSS
     memory_models: tuple[str, ...] | None = None  # None: every model
     threads: int = 16  # gunicorn gthread threads per worker
+    plans: tuple[str, ...] | None = None  # only these plans (of the model's): for diagnosis
+    provider_delay: float = 0.0  # seconds the provider waits before answering each GenAI call
     max_seconds: float = 1800  # the whole run
     log: Any = None  # a callable(str) for progress lines
 
@@ -462,16 +484,12 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
     else:
         db = ""
         users = [User(username(n), username(n), account(n)) for n in range(options.users)]
-    memory_at = (
-        options.memory_at
-        if options.memory_models in (None, ()) or model.name in (options.memory_models or ())
-        else ()
-    )
+    measured = options.memory_models is None or model.name in options.memory_models
+    memory_at = options.memory_at if measured else ()
 
     with _processes() as procs:
-        provider = Process(
-            "provider", [sys.executable, "-m", "bench.load.provider", "--fd", "{fd}"], {}, workdir
-        )
+        command = [sys.executable, "-m", "bench.load.provider", "--fd", "{fd}"]
+        provider = Process("provider", [*command, "--delay", str(options.provider_delay)], {}, workdir)
         procs.append(provider)
         servers = {}
         for on in (True, False):
@@ -484,30 +502,39 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
         for proc in servers.values():
             await _wait_ready(proc, model.health_path)
         conns = {on: await _login(proc, model, users) for on, proc in servers.items()}
+        plans = tuple(p for p in model.plans if p in options.plans) if options.plans else model.plans
+        if not plans:
+            raise ValueError(f"none of the plans {options.plans} is one of {model.name}'s: {model.plans}")
         served = 0
         phase_no = 0
 
-        async def phase(on: bool, count: int, timed: bool) -> None:
+        async def phase(on: bool, count: int, timed: bool, label: str = "warm-up") -> None:
             nonlocal served, phase_no
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the run exceeded its time limit ({options.max_seconds:.0f}s)")
             phase_no += 1
             tag = f"{model.name}-{phase_no}{'on' if on else 'off'}"
-            seconds, latencies = await _phase(tag, on, conns[on], users, model.plans, count, provider, result)
+            cpu = servers[on].cpu_seconds()
+            seconds, latencies = await _phase(tag, on, conns[on], users, plans, count, provider, result)
+            cpu = servers[on].cpu_seconds() - cpu
             stats = result.on if on else result.off
             if timed:
+                stats.cpu_seconds += cpu
                 stats.seconds += seconds
                 stats.timed_requests += count
                 stats.latencies.extend(latencies)
                 stats.phase_rates.append(count / seconds)
+            rss_read = []
             if on:
                 served += count
                 for point in memory_at:
                     if point not in result.rss and served >= point:
-                        result.rss[served] = servers[True].rss_bytes()
+                        result.rss[point] = servers[True].rss_bytes()
+                        rss_read.append(f"; RSS after {served} requests {_mib(result.rss[point])} MiB")
             log(
-                f"  {tag}: {count} requests in {seconds:.1f}s ({count / seconds:.0f}/s)"
-                f"{'' if timed else ' [warm-up]'}; mismatches so far {result.mismatches}"
+                f"  {tag}: {count} requests in {seconds:.1f}s ({count / seconds:.0f}/s, server CPU "
+                f"{cpu / count * 1000:.2f} ms/request)"
+                f"{'' if timed else f' [{label}]'}; mismatches so far {result.mismatches}" + "".join(rss_read)
             )
 
         for on in (True, False):
@@ -516,9 +543,9 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
             order = (True, False) if pair % 2 == 0 else (False, True)
             for on in order:
                 await phase(on, options.phase, timed=True)
-        target = max(memory_at, default=0)
-        while served < target:
-            await phase(True, min(options.phase * 4, target - served), timed=False)
+        for point in sorted(memory_at):  # on alone, in phases that end exactly at each point
+            while served < point:
+                await phase(True, min(options.phase * 4, point - served), timed=False, label="memory")
 
         for conn_list in conns.values():
             for conn in conn_list:
@@ -550,33 +577,39 @@ def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:.1f}"
 
 
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 and n else str(n)
+
+
 def report(results: list[ModelResult], options: Options) -> str:
     """The figures as a Markdown table, and what went wrong if anything did."""
+    points = " / ".join(_count(p) for p in sorted(options.memory_at)) or "-"
     head = (
         "| server model | requests | calls | mismatches | req/s on | req/s off | ratio on/off | "
-        "p50 on / off (ms) | p99 on / off (ms) | RSS after 10k / 50k (MiB) | growth |"
+        "p50 on / off (ms) | p99 on / off (ms) | server CPU on / off (ms/request) | "
+        f"RSS after {points} (MiB) | growth |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         requests = r.on.requests + r.off.requests
         calls = r.on.calls + r.off.calls
-        points = sorted(r.rss)
-        rss = " / ".join(f"{_mib(r.rss[p])}" for p in points) if points else "-"
+        rss = " / ".join(f"{_mib(r.rss[p])}" for p in sorted(r.rss)) or "-"
         growth = "-" if r.memory_growth is None else f"{r.memory_growth * 100:+.1f}%"
         lines.append(
             f"| {r.model} | {requests} | {calls} | {r.mismatches} | {r.on.throughput:.0f} | "
             f"{r.off.throughput:.0f} | {r.ratio:.3f} | {r.on.percentile(0.5) * 1000:.1f} / "
             f"{r.off.percentile(0.5) * 1000:.1f} | {r.on.percentile(0.99) * 1000:.1f} / "
-            f"{r.off.percentile(0.99) * 1000:.1f} | {rss} | {growth} |"
+            f"{r.off.percentile(0.99) * 1000:.1f} | {r.on.cpu_ms_per_request:.2f} / "
+            f"{r.off.cpu_ms_per_request:.2f} | {rss} | {growth} |"
         )
     out = ["\n".join(lines), ""]
     for r in results:
-        pairs = ", ".join(f"{x:.3f}" for x in r.pair_ratios)
-        points = ", ".join(f"{p} requests: {_mib(r.rss[p])} MiB" for p in sorted(r.rss))
+        pairs = ", ".join(f"{x:.2f}" for x in r.pair_ratios)
+        median = statistics.median(r.pair_ratios) if r.pair_ratios else float("nan")
         out.append(
             f"{r.model}: {r.seconds:.0f}s; on {r.on.requests} requests / {r.on.calls} calls, off "
             f"{r.off.requests} / {r.off.calls}; missing calls {r.missing}; request errors {r.errors}; "
-            f"phase ratios [{pairs}]" + (f"; RSS at {points}" if points else "")
+            f"ratio of each on/off pair [{pairs}], median {median:.3f}"
         )
         for example in r.examples:
             out.append(f"  ! {example}")

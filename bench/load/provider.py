@@ -15,6 +15,7 @@ forgets them (the harness drains them after each phase, so memory stays bounded)
 
     python -m bench.load.provider --fd N      # serve on an inherited listening socket
     python -m bench.load.provider --port 0    # or bind 127.0.0.1 itself and print the URL
+    python -m bench.load.provider ... --delay 0.5   # answer each GenAI call after 0.5 s
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def _json_reply(body: bytes) -> bytes:
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; requests with a content-length body (no chunked uploads)."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, delay: float = 0.0) -> None:
         self.recorder = recorder
+        self.delay = delay
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -212,10 +214,23 @@ class Connection(asyncio.Protocol):
             body = bytes(buffer[end + 4 : end + 4 + length])
             del buffer[: end + 4 + length]
             method, target = parts[0], parts[1].split("?", 1)[0]
-            transport.write(self.reply(method, target, headers, body))
-            if headers.get("connection", "").lower() == "close":
-                transport.close()
+            reply = self.reply(method, target, headers, body)
+            close = headers.get("connection", "").lower() == "close"
+            if self.delay and target.startswith("/v1/"):
+                # A model's think time: answered later, without holding the loop (clients don't pipeline).
+                asyncio.get_running_loop().call_later(self.delay, self._send, reply, close)
+            else:
+                self._send(reply, close)
+            if close:
                 return
+
+    def _send(self, reply: bytes, close: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(reply)
+        if close:
+            transport.close()
 
     def reply(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
         if method == "POST" and path.rstrip("/").endswith("/chat/completions"):
@@ -227,10 +242,10 @@ class Connection(asyncio.Protocol):
         return NOT_FOUND
 
 
-async def serve(sock: socket.socket) -> None:
+async def serve(sock: socket.socket, delay: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     recorder = Recorder()
-    server = await loop.create_server(lambda: Connection(recorder), sock=sock, backlog=2048)
+    server = await loop.create_server(lambda: Connection(recorder, delay), sock=sock, backlog=2048)
     async with server:
         await server.serve_forever()
 
@@ -241,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fd", type=int, help="an inherited listening socket")
     parser.add_argument("--port", type=int, default=0, help="else bind 127.0.0.1:PORT (0: a free one)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering each GenAI call")
     args = parser.parse_args(argv)
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
@@ -252,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     sock.setblocking(False)
     try:
-        asyncio.run(serve(sock))
+        asyncio.run(serve(sock, args.delay))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -7,7 +7,10 @@ Protocol h11 and the asyncio loop: what `pip install uvicorn` gives without its 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
+import sys
 
 import uvicorn
 
@@ -26,7 +29,21 @@ def main() -> None:
         timeout_keep_alive=300,
         ws="none",
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    profile = os.environ.get("PAYI_LOAD_PROFILE")
+    if not profile:
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    import cProfile  # diagnosis: the event loop thread's profile, written when the server stops
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown, with the handler found at start: exit cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        profiler.disable()
+        profiler.dump_stats(f"{profile}.{os.environ.get('PAYI_LOAD', 'on')}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.load.django_app.settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.load.django_app.settings"
 os.environ["PAYI_LOAD"] = "off"  # creating users needs no payi-web
 
 
