@@ -376,3 +376,27 @@ def test_a_process_that_never_calls_configure_uses_the_environment(tmp_path: Any
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_azure_openai_deployments_are_recorded_as_azure(
+    provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    http = OPENAI_HTTP.Client(transport=provider.transport(OPENAI_HTTP))
+    client = payi_web.instrument(
+        openai.AzureOpenAI(
+            api_key="azure-key",
+            api_version="2024-10-21",
+            azure_endpoint="https://my-resource.openai.azure.com",
+            azure_deployment="prod-gpt4o",
+            http_client=http,
+            max_retries=0,
+        )
+    )
+    with track_context(user_id="az"):
+        client.chat.completions.create(**CHAT)
+    assert provider.received[0].path == "/openai/deployments/prod-gpt4o/chat/completions"
+    assert provider.received[0].payi_headers() == {}  # not bound for Pay-i
+    [call] = payi_calls
+    assert call.category == "system.azureopenai"
+    assert call.resource == "gpt-4o-mini"  # the request's model; the deployment when it has none
+    assert call.context.user_id == "az" and call.usage_known
