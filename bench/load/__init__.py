@@ -1,6 +1,6 @@
 """The load and isolation harness: real servers on 127.0.0.1, many users at once, zero mixed attributions.
 
-`python -m bench.load` runs it (see `bench/README.md`); `tests/load/test_isolation.py` runs a
+`python -m bench.load` runs it (see `bench/load/README.md`); `tests/load/test_isolation.py` runs a
 reduced version in the test suite. The pieces:
 
 - `provider.py`: a fast OpenAI-compatible fake provider (one asyncio process) that records, for

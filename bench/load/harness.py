@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 _ANSWER = ANSWER.encode()
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _gunicorn_version() -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in metadata.version("gunicorn").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return (0,)
+
+
+# gunicorn >= 25.1 opens a control socket at one path per user: two servers at once would share it.
+_NO_CONTROL_SOCKET = ["--no-control-socket"] if _gunicorn_version() >= (25, 1) else []
 
 
 # --- server models --------------------------------------------------------------------------------
@@ -103,7 +115,7 @@ class Model:
             "120",
             "--log-level",
             "warning",
-            "--no-control-socket",
+            *_NO_CONTROL_SOCKET,
         ]
 
     def env(self, on: bool, provider: str, db: str, users: int) -> dict[str, str]:
@@ -419,8 +431,22 @@ async def _phase(
 
     stats = result.on if on else result.off
     stats.requests += count
+    check(tag, on, expected, await _drain(provider), result)
+    return seconds, latencies
+
+
+def check(
+    tag: str, on: bool, expected: dict[str, tuple[User, str]], records: list[list[Any]], result: ModelResult
+) -> None:
+    """Count the mismatches and missing calls among the provider's `records` of one phase.
+
+    `expected`: request id -> (the user who sent it, its plan). With payi-web on, each call must
+    carry exactly its request's user, account, use case and request properties; off, no Pay-i
+    header. Each planned call must arrive once.
+    """
+    stats = result.on if on else result.off
     seen: set[tuple[str, str]] = set()
-    for rid, kind, user_id, account_name, use_case_name, properties, any_payi in await _drain(provider):
+    for rid, kind, user_id, account_name, use_case_name, properties, any_payi in records:
         stats.calls += 1
         found = expected.get(rid)
         if found is None or kind not in found[1] or (rid, kind) in seen:
@@ -442,7 +468,6 @@ async def _phase(
     if missing:
         result.missing += missing
         result.note(f"{tag}: {missing} calls never reached the provider")
-    return seconds, latencies
 
 
 # --- a model's run ----------------------------------------------------------------------------------

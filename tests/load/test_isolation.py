@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 
 import payi_web
-from bench.load.harness import MODELS, Options, report, run
+from bench.load.harness import MODELS, ModelResult, Options, User, check, report, run
 from payi_web.fake_provider import FakeProvider
 from payi_web.flask import PayiTracking
 from tests.instrumented import CHAT, openai_client
@@ -35,6 +35,40 @@ def test_many_users_at_once_on_a_real_server_each_call_carries_its_own_request(m
     assert result.on.requests == 180 and result.off.requests == 180, text
     assert result.on.calls > result.on.requests, text  # plans of one to three calls
     assert not result.log_issues, text
+
+
+def test_the_check_counts_every_kind_of_wrong_attribution() -> None:
+    alice, bob = User("alice", "1", "acme"), User("bob", "2", "globex")
+    expected = {"r1": (alice, "ys"), "r2": (bob, "t")}
+
+    def call(rid: str, kind: str, user: User, use_case: str, props_rid: str) -> list[object]:
+        props = {"request_id": props_rid, "call": kind}
+        return [rid, kind, user.user_id, user.account, use_case, props, True]
+
+    right = [call("r1", "y", alice, "chat_ys", "r1"), call("r1", "s", alice, "chat_ys", "r1")]
+    right.append(call("r2", "t", bob, "chat_t", "r2"))
+    result = ModelResult("m")
+    check("p", True, expected, right, result)
+    assert (result.mismatches, result.missing, result.on.calls) == (0, 0, 3)
+
+    wrong = [
+        call("r1", "y", bob, "chat_ys", "r1"),  # another request's user and account
+        call("r1", "s", alice, "chat_t", "r1"),  # another request's use case
+        call("r2", "t", bob, "chat_t", "r1"),  # another request's request properties
+        call("r2", "t", bob, "chat_t", "r2"),  # a second time
+        call("r3", "y", bob, "chat_y", "r3"),  # no request of this phase
+    ]
+    result = ModelResult("m")
+    check("p", True, expected, wrong, result)
+    assert (result.mismatches, result.missing) == (5, 0)
+
+    result = ModelResult("m")
+    check("p", True, expected, right[:2], result)
+    assert (result.mismatches, result.missing) == (0, 1)
+
+    result = ModelResult("m")
+    check("p", False, expected, right, result)  # payi-web off: no Pay-i header may arrive
+    assert (result.mismatches, result.off.calls) == (3, 3)
 
 
 def test_flask_a_thread_pool_call_made_first_resolves_the_user_in_the_request() -> None:
