@@ -7,13 +7,20 @@ out as it would without payi-web.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from . import records
-from ._genai import Endpoint, RequestFacts, StreamObserver, classify, prepare_body, usage_from_json
+from ._genai import (
+    Endpoint,
+    RequestFacts,
+    StreamObserver,
+    classify,
+    prepare_body,
+    usage_from_body,
+    usage_from_json,
+)
 from ._log import warn_once
 from .config import Config, current_config
 from .context import Frame, current_frame
@@ -128,11 +135,8 @@ class Call:
         return tail
 
     def _parse_json(self, body: bytes) -> None:
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            return
-        self.response_facts = usage_from_json(payload, self.endpoint.category)
+        if self.status is not None and self.status < 400:  # an error body holds no usage
+            self.response_facts = usage_from_body(body, self.endpoint.category)
 
     # --- the record -----------------------------------------------------------------------
 
@@ -168,7 +172,7 @@ class Call:
             failed=error or self.status is None or self.status >= 400,
             streamed=observer is not None,
             proxied=self.proxied,
-            context=self.frame.snapshot(),
+            context=self.frame.record_snapshot(),
             units=units,
             headers=self.headers,
         )
@@ -196,10 +200,10 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     explicit = {_canonical(k.decode(encoding)): v.decode(encoding) for k, v in given}
     headers = merge_headers(frame, explicit, proxied)
     if proxied:
-        for name, value in headers.items():  # one by one: cheaper than Headers.update()
-            request.headers[name] = value
+        added = dict(headers)
         if config.api_key and not any(k.lower() == _API_KEY_LOWER for k in headers):
-            request.headers[_API_KEY] = config.api_key
+            added[_API_KEY] = config.api_key
+        _add_headers(request.headers, added)
     if endpoint is None:
         return request, None
     call = Call(endpoint, frame, url, request.method, proxied)
@@ -215,6 +219,17 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
         # The stream is read as it passes by: ask for it uncompressed.
         request.headers["accept-encoding"] = "identity"
     return request, call
+
+
+def _add_headers(target: Any, added: dict[str, str]) -> None:
+    """Add headers whose names `target` does not hold (every xProxy-* one was stripped before)."""
+    entries = getattr(target, "_list", None)
+    if isinstance(entries, list) and getattr(target, "_encoding", None) in (None, "ascii", "utf-8"):
+        # httpx's and httpx2's own representation: one list append instead of a search per header.
+        entries.extend((k.encode(), k.lower().encode(), v.encode()) for k, v in added.items())
+        return
+    for name, value in added.items():
+        target[name] = value
 
 
 def _strip_payi_headers(request: Any) -> None:

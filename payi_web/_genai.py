@@ -62,10 +62,27 @@ class RequestFacts:
     added_usage: bool = False
 
 
+# The first string value of a key, without parsing a whole (possibly large) body: a key's quotes
+# cannot occur unescaped inside a JSON string, so a match is a real key.
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
+_ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
+_USAGE = b'"usage"'
+_decoder = json.JSONDecoder()
+
+
+def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
+    match = pattern.search(body)
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
 def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes | None]:
     """Read the model and stream flag; for an OpenAI chat/completions stream that did not ask for
     usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
     facts = RequestFacts(model=endpoint.deployment)
+    if b'"stream"' not in body:
+        # Not a stream: the model is all we need, and the prompt may be large.
+        facts.model = _first_string(_MODEL, body) or facts.model
+        return facts, None
     try:
         payload = json.loads(body) if body else None
     except ValueError:
@@ -135,6 +152,29 @@ class ResponseFacts:
     units: dict[str, Units]
     response_id: str | None = None
     model: str | None = None
+
+
+def usage_from_body(body: bytes, category: str) -> ResponseFacts:
+    """Usage, id and model of a complete JSON response body, reading only those parts of it.
+
+    Providers put `usage` last and `id`/`model` first; the usage object is decoded where it
+    stands. A body that does not look like that is parsed whole.
+    """
+    at = body.rfind(_USAGE)
+    if at >= 0:
+        colon = body.find(b":", at + len(_USAGE))
+        try:
+            usage, _ = _decoder.raw_decode(body[colon + 1 :].decode("utf-8").lstrip())
+        except ValueError:
+            pass
+        else:
+            return ResponseFacts(
+                units_from_usage(usage, category), _first_string(_ID, body), _first_string(_MODEL, body)
+            )
+    try:
+        return usage_from_json(json.loads(body) if body else None, category)
+    except ValueError:
+        return ResponseFacts({})
 
 
 def usage_from_json(payload: Any, category: str) -> ResponseFacts:

@@ -107,6 +107,7 @@ class Frame:
         "proxy",
         "request_properties",
         "resource_scope",
+        "shared_snapshot",
         "token",
         "use_case_id",
         "use_case_name",
@@ -132,8 +133,9 @@ class Frame:
     log_prompt_and_response: bool | None
     # The contextvar token of the entry that made this frame current (track_context's exit uses it).
     token: Token[Frame | None] | None
-    # Header cache, keyed by proxy mode.
+    # Caches: the headers by proxy mode, and the snapshot that call records share.
     headers: dict[bool, tuple[tuple[str, str], ...]]
+    shared_snapshot: TrackingContext | None
     # The track_context() object that entered this frame, if any (its exit finds its own frame).
     owner: object
     parent: Frame | None
@@ -179,6 +181,13 @@ class Frame:
             if isinstance(value, Deferred):
                 await value.aget()
 
+    def record_snapshot(self) -> TrackingContext:
+        """The snapshot that call records share: made once per frame (records are read, not changed)."""
+        snapshot = self.shared_snapshot
+        if snapshot is None:
+            snapshot = self.shared_snapshot = self.snapshot()
+        return snapshot
+
     def snapshot(self) -> TrackingContext:
         uc_props = self.use_case_properties
         req_props = self.request_properties
@@ -209,6 +218,7 @@ def _empty_frame() -> Frame:
     frame.parent = None
     frame._args = None
     frame.headers = {}
+    frame.shared_snapshot = None
     return frame
 
 
@@ -243,6 +253,7 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
 
 def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
     frame.headers = {}
+    frame.shared_snapshot = None
     get = args.get
 
     name = get("use_case_name")
