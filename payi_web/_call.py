@@ -15,11 +15,11 @@ from . import records
 from ._genai import (
     Endpoint,
     RequestFacts,
+    ResponseFacts,
     StreamObserver,
     classify,
     prepare_body,
     usage_from_body,
-    usage_from_json,
 )
 from ._log import warn_once
 from .config import Config, current_config
@@ -29,6 +29,7 @@ from .headers import CANONICAL, PayiHeaders, merge_headers
 _MAX_BUFFERED_BODY = 8 * 1024 * 1024
 _API_KEY = PayiHeaders.API_KEY
 _API_KEY_LOWER = _API_KEY.lower()
+_NO_FACTS = ResponseFacts({})
 
 
 def _canonical(name: str) -> str:
@@ -80,7 +81,7 @@ class Call:
         self.started_at = datetime.now(timezone.utc)
         self.start = time.perf_counter()
         self.status: int | None = None
-        self.response_facts = usage_from_json(None, endpoint.category)
+        self.response_facts = _NO_FACTS
         self._observer: StreamObserver | None = None
         self._buffer: bytearray | None = None
         self._done = False
@@ -190,7 +191,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     url = _plain_url(request)
     proxied = bound_for_payi(url, config)
     endpoint = classify(request.method, request.url.host, request.url.path)
-    given = [(k, v) for k, v in request.headers.raw if k[:7].lower() == b"xproxy-"]
+    given = _given_payi_headers(request.headers)
     if given:
         _strip_payi_headers(request)  # put back below, merged, only where they belong
     if not proxied and endpoint is None:
@@ -207,7 +208,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if endpoint is None:
         return request, None
     call = Call(endpoint, frame, url, request.method, proxied)
-    call.headers = {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
+    call.headers = headers if not given else {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
@@ -221,12 +222,30 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     return request, call
 
 
+def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:
+    """httpx's and httpx2's own list of (name, lower-case name, value), where it is usable.
+
+    Reading and extending it directly saves a search per header on every call; any other
+    representation falls back to the public API.
+    """
+    entries = getattr(headers, "_list", None)
+    if isinstance(entries, list) and getattr(headers, "_encoding", None) in (None, "ascii", "utf-8"):
+        return entries
+    return None
+
+
+def _given_payi_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    entries = _entries(headers)
+    if entries is not None:
+        return [(name, value) for name, lower, value in entries if lower.startswith(b"xproxy-")]
+    return [(k, v) for k, v in headers.raw if k[:7].lower() == b"xproxy-"]
+
+
 def _add_headers(target: Any, added: dict[str, str]) -> None:
     """Add headers whose names `target` does not hold (every xProxy-* one was stripped before)."""
-    entries = getattr(target, "_list", None)
-    if isinstance(entries, list) and getattr(target, "_encoding", None) in (None, "ascii", "utf-8"):
-        # httpx's and httpx2's own representation: one list append instead of a search per header.
-        entries.extend((k.encode(), k.lower().encode(), v.encode()) for k, v in added.items())
+    entries = _entries(target)
+    if entries is not None:
+        entries.extend([(k.encode(), k.lower().encode(), v.encode()) for k, v in added.items()])
         return
     for name, value in added.items():
         target[name] = value

@@ -152,6 +152,8 @@ def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dic
     an explicit use case name (empty or not) suppresses the context's id, version and step, and
     an empty one removes all four use case headers; explicit properties replace the context's.
     """
+    if not explicit:
+        return dict(context_headers(frame, proxy))
     out: dict[str, str] = {}
     given: dict[str, tuple[str, str]] = {}
     for name, value in explicit.items():
@@ -185,7 +187,4 @@ def payi_headers(extra_headers: Mapping[str, str] | None = None, *, proxy: bool 
     Pass the result as OpenAI's `extra_headers=`. `proxy=True` (calls through the Pay-i proxy)
     base64-encodes the property headers; `proxy=False` sends them as compact JSON.
     """
-    frame = current_frame()
-    if not extra_headers:
-        return dict(context_headers(frame, proxy))
-    return merge_headers(frame, extra_headers, proxy)
+    return merge_headers(current_frame(), extra_headers or {}, proxy)
