@@ -197,8 +197,10 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
-    encoding = request.headers.encoding
-    explicit = {_canonical(k.decode(encoding)): v.decode(encoding) for k, v in given}
+    explicit: dict[str, str] = {}
+    if given:
+        encoding = request.headers.encoding  # costly: it decodes every header
+        explicit = {_canonical(k.decode(encoding)): v.decode(encoding) for k, v in given}
     headers = merge_headers(frame, explicit, proxied)
     if proxied:
         added = dict(headers)
