@@ -46,15 +46,22 @@ def _load(name: str) -> _Library | None:
     )
 
 
-def _sync_stream_class(base: type) -> type:
-    class ObservedStream(base):  # type: ignore[misc]
-        """The response body, observed as it passes to the caller."""
+class _Observing:
+    """What both observed bodies share: the call they complete, even if dropped unclosed."""
 
-        def __init__(self, inner: Any, call: Call) -> None:
-            self._inner = inner
-            self._call = call
-            # A stream dropped without being closed still completes its record.
-            weakref.finalize(self, call.finish)
+    def __init__(self, inner: Any, call: Call) -> None:
+        self._inner = inner
+        self._call = call
+        weakref.finalize(self, call.finish)
+
+    def _ended_by(self, exc: BaseException) -> None:
+        # A consumer that stopped early (GeneratorExit) did not make the call fail.
+        self._call.finish(error=not isinstance(exc, GeneratorExit))
+
+
+def _sync_stream_class(base: type) -> type:
+    class ObservedStream(_Observing, base):  # type: ignore[misc]
+        """The response body, observed as it passes to the caller."""
 
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
@@ -63,11 +70,8 @@ def _sync_stream_class(base: type) -> type:
                     out = call.feed(chunk)
                     if out:
                         yield out
-            except GeneratorExit:  # the consumer stopped early: not a failure of the call
-                call.finish()
-                raise
-            except BaseException:
-                call.finish(error=True)
+            except BaseException as exc:
+                self._ended_by(exc)
                 raise
             tail = call.end_of_body()
             if tail:
@@ -83,12 +87,7 @@ def _sync_stream_class(base: type) -> type:
 
 
 def _async_stream_class(base: type) -> type:
-    class ObservedAsyncStream(base):  # type: ignore[misc]
-        def __init__(self, inner: Any, call: Call) -> None:
-            self._inner = inner
-            self._call = call
-            weakref.finalize(self, call.finish)
-
+    class ObservedAsyncStream(_Observing, base):  # type: ignore[misc]
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call
             try:
@@ -96,11 +95,8 @@ def _async_stream_class(base: type) -> type:
                     out = call.feed(chunk)
                     if out:
                         yield out
-            except GeneratorExit:
-                call.finish()
-                raise
-            except BaseException:
-                call.finish(error=True)
+            except BaseException as exc:
+                self._ended_by(exc)
                 raise
             tail = call.end_of_body()
             if tail:
