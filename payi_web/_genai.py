@@ -67,7 +67,8 @@ class RequestFacts:
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 _ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
 _USAGE = b'"usage"'
-_decoder = json.JSONDecoder()
+# One JSON value at an index: raw_decode's core, without its whitespace skipping.
+_scan_value: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
@@ -106,44 +107,48 @@ def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes |
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    return value if type(value) is int and value >= 0 else 0
 
 
-def _detail(usage: dict[str, Any], key: str, sub: str) -> int:
-    details = usage.get(key)
-    return _int(details.get(sub)) if isinstance(details, dict) else 0
+# OpenAI's two spellings: chat, completions and embeddings; the Responses API.
+_CHAT_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
 
 def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
     """Pay-i's unit kinds from a provider's `usage` object; {} when there is none."""
-    if not isinstance(usage, dict):
+    if type(usage) is not dict:
         return {}
-    units: dict[str, Units] = {}
     if category == ANTHROPIC:
         if "input_tokens" not in usage and "output_tokens" not in usage:
             return {}
-        units["text"] = Units(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))
+        units = {"text": Units(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))}
         cache_read = _int(usage.get("cache_read_input_tokens"))
         cache_write = _int(usage.get("cache_creation_input_tokens"))
+        if cache_read:
+            units["text_cache_read"] = Units(cache_read, 0)
+        if cache_write:
+            units["text_cache_write"] = Units(cache_write, 0)
+        return units
+    if "prompt_tokens" in usage:
+        keys = _CHAT_KEYS
+    elif "input_tokens" in usage:
+        keys = _RESPONSES_KEYS
     else:
-        if "prompt_tokens" in usage:  # chat, completions, embeddings
-            prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-            cache_read = _detail(usage, "prompt_tokens_details", "cached_tokens")
-            reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
-        elif "input_tokens" in usage:  # responses
-            prompt, completion = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
-            cache_read = _detail(usage, "input_tokens_details", "cached_tokens")
-            reasoning = _detail(usage, "output_tokens_details", "reasoning_tokens")
-        else:
-            return {}
-        units["text"] = Units(max(prompt - cache_read, 0), max(completion - reasoning, 0))
-        if reasoning:
-            units["reasoning"] = Units(0, reasoning)
-        cache_write = 0
+        return {}
+    input_key, output_key, input_details, output_details = keys
+    prompt, completion = _int(usage.get(input_key)), _int(usage.get(output_key))
+    details = usage.get(input_details)
+    cache_read = _int(details.get("cached_tokens")) if type(details) is dict else 0
+    details = usage.get(output_details)
+    reasoning = _int(details.get("reasoning_tokens")) if type(details) is dict else 0
+    if not (cache_read or reasoning):
+        return {"text": Units(prompt, completion)}
+    units = {"text": Units(max(prompt - cache_read, 0), max(completion - reasoning, 0))}
+    if reasoning:
+        units["reasoning"] = Units(0, reasoning)
     if cache_read:
         units["text_cache_read"] = Units(cache_read, 0)
-    if cache_write:
-        units["text_cache_write"] = Units(cache_write, 0)
     return units
 
 
@@ -154,8 +159,9 @@ class ResponseFacts:
     model: str | None = None
 
 
-def usage_from_body(body: bytes, category: str) -> ResponseFacts:
-    """Usage, id and model of a complete JSON response body, reading only those parts of it.
+def usage_from_body(body: bytes, category: str, need_model: bool = True) -> ResponseFacts:
+    """Usage, id and (if `need_model`) model of a complete JSON response body, reading only those
+    parts of it.
 
     Providers put `usage` last and `id`/`model` first; the usage object is decoded where it
     stands. A body that does not look like that is parsed whole.
@@ -164,13 +170,12 @@ def usage_from_body(body: bytes, category: str) -> ResponseFacts:
     if at >= 0:
         colon = body.find(b":", at + len(_USAGE))
         try:
-            usage, _ = _decoder.raw_decode(body[colon + 1 :].decode("utf-8").lstrip())
-        except ValueError:
+            usage, _ = _scan_value(body[colon + 1 :].decode("utf-8").lstrip(), 0)
+        except (ValueError, StopIteration):  # StopIteration: no JSON value there
             pass
         else:
-            return ResponseFacts(
-                units_from_usage(usage, category), _first_string(_ID, body), _first_string(_MODEL, body)
-            )
+            model = _first_string(_MODEL, body) if need_model else None
+            return ResponseFacts(units_from_usage(usage, category), _first_string(_ID, body), model)
     try:
         return usage_from_json(json.loads(body) if body else None, category)
     except ValueError:

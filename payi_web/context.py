@@ -115,6 +115,7 @@ class Frame:
         "use_case_step",
         "use_case_version",
         "user_id",
+        "wire",
     )
 
     use_case_name: str | None
@@ -136,6 +137,8 @@ class Frame:
     # Caches: the headers by proxy mode, and the snapshot that call records share.
     headers: dict[bool, tuple[tuple[str, str], ...]]
     shared_snapshot: TrackingContext | None
+    # The instrumented clients' cache: the API key it was made with, and the encoded header entries.
+    wire: tuple[str | None, tuple[tuple[bytes, bytes, bytes], ...]] | None
     # The track_context() object that entered this frame, if any (its exit finds its own frame).
     owner: object
     parent: Frame | None
@@ -219,6 +222,7 @@ def _empty_frame() -> Frame:
     frame._args = None
     frame.headers = {}
     frame.shared_snapshot = None
+    frame.wire = None
     return frame
 
 
@@ -254,6 +258,7 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
 def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
     frame.headers = {}
     frame.shared_snapshot = None
+    frame.wire = None
     get = args.get
 
     name = get("use_case_name")

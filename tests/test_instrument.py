@@ -110,6 +110,23 @@ def test_header_hosts_and_base_url_and_proxy_urls(provider: FakeProvider) -> Non
         payi_web.proxy_url("bard")
 
 
+def test_configure_again_reroutes_urls_already_called(provider: FakeProvider) -> None:
+    # Per-URL decisions are remembered for speed: a new configuration must not see stale ones.
+    client = payi_web.instrument(openai_client(provider, "http://127.0.0.1:8080/gw/v1"))
+    with track_context(user_id="7"):
+        client.chat.completions.create(**CHAT)
+        payi_web.configure(header_hosts=["http://127.0.0.1:8080/gw"], api_key="key-1")
+        client.chat.completions.create(**CHAT)
+        payi_web.configure(header_hosts=["http://127.0.0.1:8080/gw"], api_key="key-2")
+        client.chat.completions.create(**CHAT)
+        payi_web.configure()
+        client.chat.completions.create(**CHAT)
+    first, listed, rekeyed, unlisted = provider.received
+    assert first.payi_headers() == {} and unlisted.payi_headers() == {}
+    assert listed.headers["xproxy-user-id"] == rekeyed.headers["xproxy-user-id"] == "7"
+    assert (listed.headers["xproxy-api-key"], rekeyed.headers["xproxy-api-key"]) == ("key-1", "key-2")
+
+
 def test_environment_variables_configure_key_and_base_url(
     provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
