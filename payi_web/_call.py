@@ -326,6 +326,14 @@ def _strip_payi_headers(request: Any) -> None:
 
 
 def _with_body(request: Any, body: bytes) -> Any:
+    stream = request.stream
+    if hasattr(request, "_content") and type(stream).__name__ == "ByteStream":
+        # A body given whole (the SDKs' JSON): replaced in place, for a rebuilt request costs
+        # more than the rest of the call's tracking. Each retry builds its request anew.
+        request.stream = type(stream)(body)
+        request._content = body
+        request.headers["content-length"] = str(len(body))
+        return request
     headers = request.headers.copy()
     headers.pop("content-length", None)
     return type(request)(

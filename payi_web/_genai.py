@@ -67,6 +67,7 @@ class RequestFacts:
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 _ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
 _USAGE = b'"usage"'
+_NO_USAGE = b'"usage":null'
 # One JSON value at an index: raw_decode's core, without its whitespace skipping.
 _scan_value: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -239,6 +240,8 @@ class StreamObserver:
             self.first_event_at = self.clock()
         if data == b"[DONE]":
             return True
+        if self.response_id is not None and data.count(_USAGE) == data.count(_NO_USAGE):
+            return True  # a content event (OpenAI's say "usage":null): nothing for the record
         try:
             payload = json.loads(data)
         except ValueError:

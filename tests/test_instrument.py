@@ -249,6 +249,50 @@ def test_stream_that_asked_for_usage_itself_keeps_its_usage_chunk(
     assert payi_calls[0].usage_known
 
 
+def _sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+def _chunk(content: str | None, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    choices = [] if content is None else [{"index": 0, "delta": {"content": content}, "finish_reason": None}]
+    return {
+        "id": "c-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+@pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
+def test_stream_retried_asks_for_usage_once_per_attempt_and_counts_usage_null_chunks_right(
+    lib: Any, payi_calls: CapturedCalls
+) -> None:
+    # Every chunk says "usage": null, as OpenAI's do once usage is asked for; the last one has it.
+    bodies: list[bytes] = []
+
+    def handler(request: Any) -> Any:
+        bodies.append(request.read())
+        assert request.headers["content-length"] == str(len(bodies[-1]))
+        if len(bodies) == 1:
+            return lib.Response(500, json={"error": {"message": "try again"}})
+        usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+        sse = _sse(_chunk("he"), _chunk("llo"), _chunk(None, usage))
+        return lib.Response(200, content=sse, headers={"content-type": "text/event-stream"})
+
+    http = lib.Client(transport=lib.MockTransport(handler))
+    client = openai.OpenAI(
+        api_key="sk", base_url="https://api.openai.com/v1", http_client=http, max_retries=1
+    )
+    payi_web.instrument(client)
+    chunks = list(client.chat.completions.create(**CHAT, stream=True))
+    assert [c.choices[0].delta.content for c in chunks] == ["he", "llo"]  # the usage chunk hidden
+    assert [json.loads(b)["stream_options"] for b in bodies] == [{"include_usage": True}] * 2
+    failed, call = payi_calls
+    assert failed.failed and call.units == {"text": Units(5, 2)} and call.response_id == "c-1"
+
+
 def test_stream_abandoned_early_records_unknown_usage(
     provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:
