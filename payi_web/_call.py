@@ -8,6 +8,7 @@ out as it would without payi-web.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
@@ -72,14 +73,23 @@ class Call:
         "url",
     )
 
-    def __init__(self, endpoint: Endpoint, frame: Frame, url: str, method: str, proxied: bool) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        frame: Frame,
+        url: str,
+        method: str,
+        proxied: bool,
+        facts: RequestFacts,
+        headers: Mapping[str, str],
+    ) -> None:
         self.endpoint = endpoint
         self.frame = frame
         self.url = url
         self.method = method
         self.proxied = proxied
-        self.facts = RequestFacts()
-        self.headers: dict[str, str] = {}
+        self.facts = facts
+        self.headers = headers
         self.started_at = datetime.now(timezone.utc)
         self.start = time.perf_counter()
         self.status: int | None = None
@@ -203,21 +213,21 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
+    headers: Mapping[str, str]
     if given:
         headers = _merge_given(request, given, frame, config, proxied)
     else:
-        headers = merge_headers(frame, {}, proxied) if endpoint is not None else {}
+        headers = context_headers(frame, proxied)  # shared by the scope's records, never changed
         if proxied:
             _add_context_headers(request.headers, frame, config)
     if endpoint is None:
         return request, None
-    call = Call(endpoint, frame, url, request.method, proxied)
-    call.headers = headers
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
         body = b""
-    call.facts, new_body = prepare_body(endpoint, body)
+    facts, new_body = prepare_body(endpoint, body)
+    call = Call(endpoint, frame, url, request.method, proxied, facts, headers)
     if new_body is not None:
         request = _with_body(request, new_body)
     if streaming_send:

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .records import Units
 
@@ -54,8 +54,7 @@ def classify(method: str, host: str, path: str) -> Endpoint | None:
     return Endpoint(OPENAI, kind)
 
 
-@dataclass(slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     model: str | None = None
     stream: bool = False
     # True when we asked for usage on the caller's behalf: the usage-only chunk must be hidden.
@@ -80,31 +79,27 @@ def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
 def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes | None]:
     """Read the model and stream flag; for an OpenAI chat/completions stream that did not ask for
     usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
-    facts = RequestFacts(model=endpoint.deployment)
     if b'"stream"' not in body:
         # Not a stream: the model is all we need, and the prompt may be large.
-        facts.model = _first_string(_MODEL, body) or facts.model
-        return facts, None
+        return RequestFacts(_first_string(_MODEL, body) or endpoint.deployment), None
     try:
         payload = json.loads(body) if body else None
     except ValueError:
-        return facts, None
+        return RequestFacts(endpoint.deployment), None
     if not isinstance(payload, dict):
-        return facts, None
+        return RequestFacts(endpoint.deployment), None
     model = payload.get("model")
-    if isinstance(model, str):
-        facts.model = model
-    facts.stream = payload.get("stream") is True
-    if facts.stream and endpoint.kind in ("chat", "completions"):
+    model = model if isinstance(model, str) else endpoint.deployment
+    stream = payload.get("stream") is True
+    if stream and endpoint.kind in ("chat", "completions"):
         options = payload.get("stream_options")
         if not (isinstance(options, dict) and options.get("include_usage") is True):
             payload["stream_options"] = {
                 **(options if isinstance(options, dict) else {}),
                 "include_usage": True,
             }
-            facts.added_usage = True
-            return facts, json.dumps(payload, separators=(",", ":")).encode()
-    return facts, None
+            return RequestFacts(model, True, True), json.dumps(payload, separators=(",", ":")).encode()
+    return RequestFacts(model, stream), None
 
 
 def _int(value: Any) -> int:
@@ -153,8 +148,7 @@ def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
     return units
 
 
-@dataclass(slots=True)
-class ResponseFacts:
+class ResponseFacts(NamedTuple):
     units: dict[str, Units]
     response_id: str | None = None
     model: str | None = None

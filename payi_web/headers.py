@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from ._log import warn_once
@@ -137,11 +138,11 @@ def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def context_headers(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
-    """The headers of `frame` alone, computed once per frame and mode."""
+def context_headers(frame: Frame, proxy: bool) -> Mapping[str, str]:
+    """The headers of `frame` alone, computed once per frame and mode: read-only, shared."""
     cached = frame.headers.get(proxy)
     if cached is None:
-        cached = frame.headers[proxy] = _build(frame, proxy)
+        cached = frame.headers[proxy] = MappingProxyType(dict(_build(frame, proxy)))
     return cached
 
 
@@ -165,7 +166,7 @@ def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dic
         else:
             out[name] = value
     explicit_name = given.get(_UC_NAME)
-    for name, value in context_headers(frame, proxy):
+    for name, value in context_headers(frame, proxy).items():
         low = name.lower()
         if low in given or (explicit_name is not None and low in _UC_DETAILS):
             continue

@@ -64,6 +64,8 @@ def test_chat_through_the_proxy_carries_headers_and_is_recorded(
     assert call.response_id == reply.id
     assert call.headers["xProxy-UseCase-ID"] == sent.headers["xproxy-usecase-id"]
     assert "xProxy-api-key" not in call.headers
+    with pytest.raises(TypeError):  # records are immutable, their headers too
+        call.headers["xProxy-User-ID"] = "someone else"  # type: ignore[index]
     assert call.url == "https://api.pay-i.com/api/v1/proxy/openai/v1/chat/completions"
 
 
@@ -148,7 +150,7 @@ def test_api_key_never_in_reprs_or_logs(
     assert "VERY-SECRET" not in repr(config)
     assert "VERY-SECRET" not in str(config)
     client = payi_web.instrument(proxy_openai(provider))
-    monkeypatch.setattr("payi_web._call.merge_headers", _raise)
+    monkeypatch.setattr("payi_web.headers._build", _raise)
     with caplog.at_level(logging.DEBUG):
         client.chat.completions.create(**CHAT)
     assert "VERY-SECRET" not in caplog.text

@@ -101,7 +101,7 @@ def test_failing_header_computation_sends_the_call_untracked(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("header computation failed")
 
-    monkeypatch.setattr("payi_web._call.merge_headers", broken)
+    monkeypatch.setattr("payi_web.headers._build", broken)
     provider = FakeProvider()
     client = payi_web.instrument(proxy_openai(provider))
     with caplog.at_level(logging.WARNING, logger="payi_web"), track_context(user_id="42"):
