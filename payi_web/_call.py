@@ -102,12 +102,16 @@ class Call:
 
     def on_response(self, response: Any) -> bool:
         """Take the status and, if the body was read already, finish. True: the body is still to come."""
-        self.status = response.status_code
-        if not self.facts.stream and getattr(response, "_content", b"")[:1] == b"{":
-            # A JSON body, read already (the usual non-streaming call): no header to look up.
-            self._parse_json(response.content)
-            self.finish()
-            return False
+        self.status = status = response.status_code
+        facts = self.facts
+        if not facts.stream:
+            body = getattr(response, "_content", None)
+            if body is not None and body[:1] == b"{":
+                # A JSON body, read already (the usual non-streaming call): no header to look up.
+                if status < 400:  # an error body holds no usage
+                    self.response_facts = usage_from_body(body, self.endpoint.category, not facts.model)
+                self.finish()
+                return False
         content_type = response.headers.get("content-type", "")
         if self.facts.stream or "text/event-stream" in content_type:
             hide = self.facts.added_usage and response.status_code < 400
@@ -207,7 +211,8 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
         return request, None
     config = current_config()
     url, proxied, endpoint = _route(request, config)
-    given = _given_payi_headers(request.headers)
+    entries = _entries(request.headers)
+    given = _given_payi_headers(request.headers, entries)
     if given:
         _strip_payi_headers(request)  # put back below, merged, only where they belong
     if not proxied and endpoint is None:
@@ -219,7 +224,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     else:
         headers = context_headers(frame, proxied)  # shared by the scope's records, never changed
         if proxied:
-            _add_context_headers(request.headers, frame, config)
+            _add_context_headers(request.headers, entries, frame, config)
     if endpoint is None:
         return request, None
     try:
@@ -282,7 +287,9 @@ def _merge_given(
     return {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
 
 
-def _add_context_headers(target: Any, frame: Frame, config: Config) -> None:
+def _add_context_headers(
+    target: Any, entries: list[tuple[bytes, bytes, bytes]] | None, frame: Frame, config: Config
+) -> None:
     """Add the context's headers and the API key, encoded once per frame."""
     wire = frame.wire
     if wire is None or wire[0] is not config.api_key:
@@ -291,7 +298,6 @@ def _add_context_headers(target: Any, frame: Frame, config: Config) -> None:
             added[_API_KEY] = config.api_key
         encoded = tuple((k.encode(), k.lower().encode(), v.encode()) for k, v in added.items())
         wire = frame.wire = (config.api_key, encoded)
-    entries = _entries(target)
     if entries is not None:
         entries.extend(wire[1])
         return
@@ -311,8 +317,9 @@ def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:
     return None
 
 
-def _given_payi_headers(headers: Any) -> list[tuple[bytes, bytes]]:
-    entries = _entries(headers)
+def _given_payi_headers(
+    headers: Any, entries: list[tuple[bytes, bytes, bytes]] | None
+) -> list[tuple[bytes, bytes]]:
     if entries is not None:
         if b"xproxy-" not in b"\n".join(map(_LOWER_NAME, entries)):  # the usual case, in C
             return []
