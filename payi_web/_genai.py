@@ -71,6 +71,19 @@ _NO_USAGE = b'"usage":null'
 _scan_value: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
+# The facts of a non-streaming request, by model: immutable, so one serves every call of a model.
+_FACTS_BY_MODEL: dict[bytes, RequestFacts] = {}
+
+
+def _facts_of(model: bytes) -> RequestFacts:
+    facts = _FACTS_BY_MODEL.get(model)
+    if facts is None:
+        if len(_FACTS_BY_MODEL) >= 256:  # an app uses a handful of models: bounded all the same
+            _FACTS_BY_MODEL.clear()
+        facts = _FACTS_BY_MODEL[model] = RequestFacts(model.decode("utf-8", "replace") or None)
+    return facts
+
+
 def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
     match = pattern.search(body)
     return match.group(1).decode("utf-8", "replace") if match else None
@@ -81,7 +94,10 @@ def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes |
     usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
     if b'"stream"' not in body:
         # Not a stream: the model is all we need, and the prompt may be large.
-        return RequestFacts(_first_string(_MODEL, body) or endpoint.deployment), None
+        match = _MODEL.search(body)
+        if match is None or endpoint.deployment is not None:
+            return RequestFacts(_first_string(_MODEL, body) or endpoint.deployment), None
+        return _facts_of(match.group(1)), None
     try:
         payload = json.loads(body) if body else None
     except ValueError:
