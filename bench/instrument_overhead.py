@@ -131,7 +131,7 @@ def main() -> None:
     print(f"  {'case':<26}{'µs/call':>10}{'ratio':>9}{'added µs':>10}  target")
     for kind in ("chat", "stream"):
         base_times, our_times = results[f"{kind}, uninstrumented"], results[f"{kind}, instrumented"]
-        ratio = statistics.median(ours / base for ours, base in zip(our_times, base_times))
+        ratio = statistics.median(ours / base for ours, base in zip(our_times, base_times, strict=True))
         base, ours = best[f"{kind}, uninstrumented"], best[f"{kind}, instrumented"]
         verdict = ("PASS" if ratio < 1.05 else "MISS") if kind == "chat" else "info"
         print(f"  {kind + ', uninstrumented':<26}{base:>10.1f}{1:>9.3f}")
