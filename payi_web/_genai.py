@@ -243,7 +243,11 @@ class StreamObserver:
         return rest if rest and self._observe(rest) else b""
 
     def _observe(self, event: bytes) -> bool:
-        data = b"\n".join(line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:"))
+        line = event.rstrip(b"\r\n")
+        if line.startswith(b"data:") and b"\n" not in line and b"\r" not in line:
+            data = line[5:].lstrip()  # the usual event: one data line
+        else:
+            data = b"\n".join(x[5:].lstrip() for x in event.splitlines() if x.startswith(b"data:"))
         if not data:
             return True
         if self.first_event_at is None:

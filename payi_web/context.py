@@ -11,6 +11,8 @@ starts before or after `configure()`.
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import uuid
 from collections.abc import Mapping
@@ -51,6 +53,12 @@ assert tuple(TrackingContext.model_fields) == FIELD_NAMES
 
 _id_lock = threading.Lock()
 _resolve_lock = threading.Lock()
+# Use case instance ids: random, not secret. A private generator seeded from the OS (and reseeded
+# in a forked child, so that workers never share ids) spares uuid4() its system call per id,
+# which hands the GIL over in a busy threaded server; the app's own `random` seeding is untouched.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
 
 
 class LazyId:
@@ -71,7 +79,7 @@ class LazyId:
         if value is None:
             with _id_lock:  # two threads sharing one scope must agree on its id
                 if self._value is None:
-                    self._value = str(uuid.uuid4())
+                    self._value = str(uuid.UUID(int=_ids.getrandbits(128), version=4))
                 value = self._value
         return value
 

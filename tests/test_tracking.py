@@ -6,8 +6,11 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
+import random
 import re
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -401,3 +404,31 @@ def test_decorators_are_reentrant_under_functools_partial() -> None:
         return a + b, user()
 
     assert functools.partial(add, 1)(2) == (3, "p")
+
+
+def test_use_case_ids_are_unique_whatever_the_app_does_with_random_or_fork() -> None:
+    def new_id() -> str:
+        with track_context(use_case_name="ids"):
+            value = get_context().use_case_id
+            assert value is not None and uuid.UUID(value).version == 4
+            return value
+
+    random.seed(0)
+    first = new_id()
+    random.seed(0)  # an app seeding the global generator does not repeat our ids
+    assert new_id() != first
+    # A forked worker (gunicorn's) must not draw the same ids as its parent or its siblings.
+    read, write = os.pipe()
+    children = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, new_id().encode() + b"\n")
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_ids = pipe.read().split()
+    assert len(set([*child_ids, new_id()])) == 3

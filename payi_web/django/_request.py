@@ -75,7 +75,13 @@ def user_pk(user: Any) -> str | None:
 def _default_user_id(request: HttpRequest) -> str | None:
     # Whatever `request.user` is now: Django's lazy user, or the user DRF authenticated and set
     # on the HttpRequest inside the view.
-    return user_pk(getattr(request, "user", None))
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        # An async view loaded it with `await request.auser()`: the lazy user would load it again.
+        loaded = getattr(request, "_acached_user", None)
+        if loaded is not None:
+            return user_pk(loaded)
+    return user_pk(user)
 
 
 async def _adefault_user_id(request: HttpRequest) -> str | None:

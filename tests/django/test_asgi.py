@@ -163,3 +163,24 @@ async def test_failing_resolvers_under_asgi(
         None,
     )
     assert call.context.use_case_name == "achat"
+
+
+async def test_a_user_the_view_loaded_async_is_not_loaded_again_for_a_sync_call(
+    alice: Any,
+    alice_client: AsyncClient,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    from django.contrib import auth
+
+    settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": None}  # the project's would load the user itself
+    sync_loads: list[str] = []
+    original = auth.get_user
+    monkeypatch.setattr(auth, "get_user", lambda request: sync_loads.append("load") or original(request))
+    response = await alice_client.get("/loaded-then-thread/")
+    assert response.status_code == 200
+    [call] = payi_calls
+    assert call.context.user_id == str(alice.pk) == response.json()["user_id"]
+    assert sync_loads == []  # the user `await request.auser()` loaded serves the sync call too

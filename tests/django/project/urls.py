@@ -17,6 +17,7 @@ urlpatterns = [
     path("nested/", views.nested),
     path("achat/", views.achat),
     path("blocking/", views.blocking_in_async),
+    path("loaded-then-thread/", views.loaded_then_thread),
     path("stream/", views.sync_stream),
     path("astream/", views.async_stream),
     path("untracked-stream/", views.untracked_stream),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -59,6 +60,14 @@ async def achat(request: HttpRequest) -> JsonResponse:
 async def blocking_in_async(request: HttpRequest) -> JsonResponse:
     # A sync client called on the event loop: the user is resolved off the loop.
     return JsonResponse({"text": genai.ask(), "user_id": get_context().user_id})
+
+
+@track(use_case_name="loaded-then-thread")
+async def loaded_then_thread(request: HttpRequest) -> JsonResponse:
+    # The view loads the user the async way, then calls a sync client in a worker thread.
+    user = await request.auser()
+    text = await sync_to_async(genai.ask, thread_sensitive=False)()
+    return JsonResponse({"text": text, "user_id": str(user.pk)})
 
 
 @track(use_case_name="stream")
