@@ -293,10 +293,10 @@ def _add_context_headers(
     """Add the context's headers and the API key, encoded once per frame."""
     wire = frame.wire
     if wire is None or wire[0] is not config.api_key:
-        added = dict(context_headers(frame, True))
+        added = [*context_headers(frame, True).items()]
         if config.api_key:
-            added[_API_KEY] = config.api_key
-        encoded = tuple((k.encode(), k.lower().encode(), v.encode()) for k, v in added.items())
+            added.append((_API_KEY, config.api_key))
+        encoded = tuple((k.encode(), k.lower().encode(), v.encode()) for k, v in added)
         wire = frame.wire = (config.api_key, encoded)
     if entries is not None:
         entries.extend(wire[1])

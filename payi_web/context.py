@@ -143,7 +143,7 @@ class Frame:
     # The contextvar token of the entry that made this frame current (track_context's exit uses it).
     token: Token[Frame | None] | None
     # Caches: the headers by proxy mode, and the snapshot that call records share.
-    headers: dict[bool, Mapping[str, str]]
+    headers: dict[bool, tuple[dict[str, str], Mapping[str, str]]]
     shared_snapshot: TrackingContext | None
     # The instrumented clients' cache: the API key it was made with, and the encoded header entries.
     wire: tuple[str | None, tuple[tuple[bytes, bytes, bytes], ...]] | None

@@ -138,12 +138,17 @@ def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def context_headers(frame: Frame, proxy: bool) -> Mapping[str, str]:
-    """The headers of `frame` alone, computed once per frame and mode: read-only, shared."""
+def _cached(frame: Frame, proxy: bool) -> tuple[dict[str, str], Mapping[str, str]]:
     cached = frame.headers.get(proxy)
     if cached is None:
-        cached = frame.headers[proxy] = MappingProxyType(dict(_build(frame, proxy)))
+        headers = dict(_build(frame, proxy))
+        cached = frame.headers[proxy] = (headers, MappingProxyType(headers))
     return cached
+
+
+def context_headers(frame: Frame, proxy: bool) -> Mapping[str, str]:
+    """The headers of `frame` alone, computed once per frame and mode: a read-only view, shared."""
+    return _cached(frame, proxy)[1]
 
 
 def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dict[str, str]:
@@ -154,7 +159,7 @@ def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dic
     an empty one removes all four use case headers; explicit properties replace the context's.
     """
     if not explicit:
-        return dict(context_headers(frame, proxy))
+        return _cached(frame, proxy)[0].copy()
     out: dict[str, str] = {}
     given: dict[str, tuple[str, str]] = {}
     for name, value in explicit.items():
@@ -166,7 +171,7 @@ def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dic
         else:
             out[name] = value
     explicit_name = given.get(_UC_NAME)
-    for name, value in context_headers(frame, proxy).items():
+    for name, value in _cached(frame, proxy)[0].items():
         low = name.lower()
         if low in given or (explicit_name is not None and low in _UC_DETAILS):
             continue
