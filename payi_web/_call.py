@@ -218,15 +218,17 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = {}
     if given:
         headers = _merge_given(request, given, frame, config, proxied)
-    else:
-        headers = context_headers(frame, proxied)  # shared by the scope's records, never changed
-        if proxied:
-            _add_context_headers(request.headers, entries, frame, config)
-    if endpoint is None:
+    elif proxied:
+        _add_context_headers(request.headers, entries, frame, config)
+    if endpoint is None or not records.sinks():
+        # Nothing records calls (e.g. Pay-i's proxy with the ledger off): the headers were all
+        # there was to do, and the request and its response pass untouched.
         return request, None
+    if not given:
+        headers = context_headers(frame, proxied)  # shared by the scope's records, never changed
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown

@@ -129,6 +129,24 @@ def test_configure_again_reroutes_urls_already_called(provider: FakeProvider) ->
     assert (listed.headers["xproxy-api-key"], rekeyed.headers["xproxy-api-key"]) == ("key-1", "key-2")
 
 
+def test_without_any_sink_calls_get_their_headers_and_nothing_else(provider: FakeProvider) -> None:
+    # Pay-i's proxy (so nothing to ingest) and no local ledger: nothing records calls.
+    payi_web.configure(ledger=False, api_key="k", defaults={"proxy": True})
+    assert payi_web.records.sinks() == ()
+    client = payi_web.instrument(proxy_openai(provider))
+    with track_context(user_id="7"):
+        client.chat.completions.create(**CHAT)
+        chunks = list(client.chat.completions.create(**CHAT, stream=True))
+    plain, streamed = provider.received
+    assert plain.headers["xproxy-user-id"] == streamed.headers["xproxy-user-id"] == "7"
+    assert streamed.headers["xproxy-api-key"] == "k"
+    assert "stream_options" not in streamed.body  # the stream is left as the caller asked for it
+    assert chunks and all(chunk.usage is None for chunk in chunks)
+    with capture_calls() as calls, track_context(user_id="8"):  # a sink again: calls are recorded
+        client.chat.completions.create(**CHAT)
+    assert [call.context.user_id for call in calls] == ["8"]
+
+
 def test_environment_variables_configure_key_and_base_url(
     provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
