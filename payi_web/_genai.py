@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from .records import Units
@@ -122,6 +123,9 @@ def _int(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
+# A Units from an (input, output) pair without the named tuple's Python-level __new__.
+_units: Callable[[tuple[int, int]], Units] = partial(tuple.__new__, Units)
+
 # OpenAI's two spellings: chat, completions and embeddings; the Responses API.
 _CHAT_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 _RESPONSES_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
@@ -150,12 +154,11 @@ def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
         return {}
     input_key, output_key, input_details, output_details = keys
     prompt, completion = _int(usage.get(input_key)), _int(usage.get(output_key))
-    details = usage.get(input_details)
-    cache_read = _int(details.get("cached_tokens")) if type(details) is dict else 0
-    details = usage.get(output_details)
-    reasoning = _int(details.get("reasoning_tokens")) if type(details) is dict else 0
-    if not (cache_read or reasoning):
-        return {"text": Units(prompt, completion)}
+    in_details, out_details = usage.get(input_details), usage.get(output_details)
+    if not (in_details or out_details):  # a plain call: one kind, the fewest steps
+        return {"text": _units((prompt, completion))}
+    cache_read = _int(in_details.get("cached_tokens")) if type(in_details) is dict else 0
+    reasoning = _int(out_details.get("reasoning_tokens")) if type(out_details) is dict else 0
     units = {"text": Units(max(prompt - cache_read, 0), max(completion - reasoning, 0))}
     if reasoning:
         units["reasoning"] = Units(0, reasoning)
