@@ -129,9 +129,12 @@ def test_configure_again_reroutes_urls_already_called(provider: FakeProvider) ->
     assert (listed.headers["xproxy-api-key"], rekeyed.headers["xproxy-api-key"]) == ("key-1", "key-2")
 
 
-def test_without_any_sink_calls_get_their_headers_and_nothing_else(provider: FakeProvider) -> None:
+def test_without_any_sink_calls_get_their_headers_and_nothing_else(
+    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Pay-i's proxy (so nothing to ingest) and no local ledger: nothing records calls.
     payi_web.configure(ledger=False, api_key="k", defaults={"proxy": True})
+    monkeypatch.setattr(payi_web.records, "_sinks", ())  # other tests' apps may have left theirs
     assert payi_web.records.sinks() == ()
     client = payi_web.instrument(proxy_openai(provider))
     with track_context(user_id="7"):
