@@ -148,6 +148,9 @@ class IngestSink:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._sent = self._retried = self._failed = self._dropped = 0
+        # Queued records given up (refused, attempts exhausted) while no flush() waited for them:
+        # the next flush() says so, whenever their delivery ended.
+        self._lost_unreported = 0
         self._last_error: str | None = None
         self._last_logged: dict[str, float] = {}
         self._logs: deque[tuple[int, str, tuple[object, ...]]] = deque()  # to log once unlocked
@@ -216,13 +219,16 @@ class IngestSink:
         )
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Deliver what is queued now, trying at once; True when all of it was delivered within `timeout`."""
+        """Deliver what is queued now, trying at once; True when all of it was delivered within
+        `timeout`, and no record queued since the previous flush was given up (refused by Pay-i,
+        attempts exhausted) before it. Records dropped for a full queue were never queued."""
         if self._pid != os.getpid():
             self._after_fork()
         with self._cond:
+            lost_before, self._lost_unreported = self._lost_unreported, 0
             pending = len(self._queue) + self._in_flight
             if not pending:
-                return True
+                return not lost_before
             waiter = _Waiter(self._seq, pending)
             self._waiters.append(waiter)
             self._backoff_until = 0.0  # an explicit flush tries now (one probe if Pay-i was failing)
@@ -237,7 +243,7 @@ class IngestSink:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
             return False
-        return not waiter.lost
+        return not (waiter.lost or lost_before)
 
     def close(self, timeout: float | None = 0.0) -> bool:
         """Stop taking records; deliver what is held in the background, one last attempt each (no
@@ -474,15 +480,17 @@ class IngestSink:
         self._logs.append((logging.INFO, message, (down,)))
 
     def _settled(self, item: _Item, lost: bool) -> None:
-        if not self._waiters:
-            return
+        waited = False
         for waiter in list(self._waiters):
             if item.seq <= waiter.target:
+                waited = True
                 waiter.lost = waiter.lost or lost
                 waiter.remaining -= 1
                 if waiter.remaining <= 0:
                     waiter.done.set()
                     self._waiters.remove(waiter)
+        if lost and not waited:
+            self._lost_unreported += 1
 
     def _log(self, kind: str, message: str, *args: object) -> None:
         """Log `kind` at WARNING at most once a minute, saying how many were left out since.

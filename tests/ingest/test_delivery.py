@@ -160,6 +160,21 @@ def test_a_backlog_of_1000_drains_fast_once_pay_i_is_back(
     assert sorted(server.accepted_ids()) == sorted(f"backlog-{i}" for i in range(1000))
 
 
+def test_flush_reports_a_refusal_that_ended_before_it_once(
+    ingest: Callable[..., Any], server: IngestServer, provider: FakeProvider
+) -> None:
+    server.status = 401
+    ingest()
+    client = payi_web.instrument(openai_client(provider, OPENAI))
+    ask(client, 1)
+    deadline = time.monotonic() + 10
+    while stats().failed < 1 and time.monotonic() < deadline:  # refused before anyone flushes
+        time.sleep(0.01)
+    assert stats().failed == 1
+    assert not payi_web.flush(5)  # nothing is queued any more, yet that record was not delivered
+    assert payi_web.flush(5)  # and it is reported once
+
+
 def test_a_full_queue_drops_and_counts(ingest: Callable[..., Any], server: IngestServer) -> None:
     ingest(options=replace(FAST, max_queue=5))
     server.stop()
