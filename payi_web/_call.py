@@ -102,14 +102,12 @@ class Call:
 
     def on_response(self, response: Any) -> bool:
         """Take the status and, if the body was read already, finish. True: the body is still to come."""
-        self.status = status = response.status_code
-        facts = self.facts
-        if not facts.stream:
+        self.status = response.status_code
+        if not self.facts.stream:
             body = getattr(response, "_content", None)
             if body is not None and body[:1] == b"{":
                 # A JSON body, read already (the usual non-streaming call): no header to look up.
-                if status < 400:  # an error body holds no usage
-                    self.response_facts = usage_from_body(body, self.endpoint.category, not facts.model)
+                self._parse_json(body)
                 self.finish()
                 return False
         content_type = response.headers.get("content-type", "")
