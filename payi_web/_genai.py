@@ -97,7 +97,8 @@ def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes |
         # Not a stream: the model is all we need, and the prompt may be large.
         match = _MODEL.search(body)
         if match is None or endpoint.deployment is not None:
-            return RequestFacts(_first_string(_MODEL, body) or endpoint.deployment), None
+            model = match.group(1).decode("utf-8", "replace") if match else None
+            return RequestFacts(model or endpoint.deployment), None
         return _facts_of(match.group(1)), None
     try:
         payload = json.loads(body) if body else None
