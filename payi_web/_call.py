@@ -321,7 +321,9 @@ def _given_payi_headers(
     headers: Any, entries: list[tuple[bytes, bytes, bytes]] | None
 ) -> list[tuple[bytes, bytes]]:
     if entries is not None:
-        if b"xproxy-" not in b"\n".join(map(_LOWER_NAME, entries)):  # the usual case, in C
+        # The usual case, in C. `find`, not `in`: bytes' `in` first tries its operand as an int,
+        # raising and discarding a TypeError on every call.
+        if b"\n".join(map(_LOWER_NAME, entries)).find(b"xproxy-") < 0:
             return []
         return [(name, value) for name, lower, value in entries if lower.startswith(b"xproxy-")]
     return [(k, v) for k, v in headers.raw if k[:7].lower() == b"xproxy-"]

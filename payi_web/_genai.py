@@ -93,7 +93,7 @@ def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
 def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes | None]:
     """Read the model and stream flag; for an OpenAI chat/completions stream that did not ask for
     usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
-    if b'"stream"' not in body:
+    if body.find(b'"stream"') < 0:  # not `in`: see _call._given_payi_headers
         # Not a stream: the model is all we need, and the prompt may be large.
         match = _MODEL.search(body)
         if match is None or endpoint.deployment is not None:
@@ -248,7 +248,7 @@ class StreamObserver:
 
     def _observe(self, event: bytes) -> bool:
         line = event.rstrip(b"\r\n")
-        if line.startswith(b"data:") and b"\n" not in line and b"\r" not in line:
+        if line.startswith(b"data:") and line.find(b"\n") < 0 and line.find(b"\r") < 0:
             data = line[5:].lstrip()  # the usual event: one data line
         else:
             data = b"\n".join(x[5:].lstrip() for x in event.splitlines() if x.startswith(b"data:"))
