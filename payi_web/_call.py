@@ -102,12 +102,14 @@ class Call:
 
     def on_response(self, response: Any) -> bool:
         """Take the status and, if the body was read already, finish. True: the body is still to come."""
-        self.status = response.status_code
+        status = self.status = response.status_code
         if not self.facts.stream:
             body = getattr(response, "_content", None)
             if body is not None and body[:1] == b"{":
                 # A JSON body, read already (the usual non-streaming call): no header to look up.
-                self._parse_json(body)
+                if status < 400:  # an error body holds no usage
+                    # The model the caller asked for wins over the one the response names.
+                    self.response_facts = usage_from_body(body, self.endpoint.category, not self.facts.model)
                 self.finish()
                 return False
         content_type = response.headers.get("content-type", "")
@@ -172,25 +174,27 @@ class Call:
             warn_once("build-record", "payi_web: could not build a call record", exc_info=True)
 
     def _record(self, error: bool) -> records.CallRecord:
-        now = time.perf_counter()
+        latency = (time.perf_counter() - self.start) * 1000
         observer = self._observer
-        facts = self.response_facts
-        units, response_id, model = facts.units, facts.response_id, facts.model
-        first_event = None
-        if observer is not None:
+        if observer is None:
+            units, response_id, model = self.response_facts
+            first_token = None
+        else:
             units, response_id, model = observer.units, observer.response_id, observer.model
             first_event = observer.first_event_at
+            first_token = None if first_event is None else (first_event - self.start) * 1000
+        status = self.status
         return records.CallRecord(  # positionally: a third of the cost of keywords
             self.started_at,  # timestamp
             self.endpoint.category,  # category
             self.facts.model or model,  # resource
             self.method,  # method
             self.url,  # url
-            self.status,  # status
-            (now - self.start) * 1000,  # latency_ms
-            None if first_event is None else (first_event - self.start) * 1000,  # time_to_first_token_ms
+            status,  # status
+            latency,  # latency_ms
+            first_token,  # time_to_first_token_ms
             response_id,  # response_id
-            error or self.status is None or self.status >= 400,  # failed
+            error or status is None or status >= 400,  # failed
             observer is not None,  # streamed
             self.proxied,  # proxied
             self.frame.record_snapshot(),  # context

@@ -154,7 +154,9 @@ def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
     else:
         return {}
     input_key, output_key, input_details, output_details = keys
-    prompt, completion = _int(usage.get(input_key)), _int(usage.get(output_key))
+    prompt, completion = usage.get(input_key), usage.get(output_key)
+    if type(prompt) is not int or type(completion) is not int or prompt < 0 or completion < 0:
+        prompt, completion = _int(prompt), _int(completion)  # the rare case, out of the usual path
     in_details, out_details = usage.get(input_details), usage.get(output_details)
     if not (in_details or out_details):  # a plain call: one kind, the fewest steps
         return {"text": _units((prompt, completion))}
@@ -190,7 +192,9 @@ def usage_from_body(body: bytes, category: str, need_model: bool = True) -> Resp
             pass
         else:
             model = _first_string(_MODEL, body) if need_model else None
-            return ResponseFacts(units_from_usage(usage, category), _first_string(_ID, body), model)
+            found = _ID.search(body)
+            response_id = found.group(1).decode("utf-8", "replace") if found else None
+            return ResponseFacts(units_from_usage(usage, category), response_id, model)
     try:
         return usage_from_json(json.loads(body) if body else None, category)
     except ValueError:

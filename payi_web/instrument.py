@@ -114,14 +114,9 @@ def _async_stream_class(base: type) -> type:
 _LIBRARIES = [lib for lib in (_load("httpx"), _load("httpx2")) if lib is not None]
 
 
-def _guarded_begin(request: Any, kwargs: dict[str, Any], frame: Any = None) -> tuple[Any, Call | None]:
-    try:
-        return begin(request, bool(kwargs.get("stream")), frame)
-    except Exception:
-        warn_once(
-            "begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True
-        )
-        return request, None
+def _untracked(request: Any) -> tuple[Any, None]:
+    warn_once("begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True)
+    return request, None
 
 
 def _observe(lib: _Library, response: Any, call: Call, stream_class: type) -> None:
@@ -137,7 +132,10 @@ def _sync_wrapper(lib: _Library) -> Callable[..., Any]:
     original = lib.sync_send
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        request, call = _guarded_begin(request, kwargs)
+        try:
+            request, call = begin(request, kwargs.get("stream", False))
+        except Exception:
+            request, call = _untracked(request)
         if call is None:
             return original(self, request, **kwargs)
         try:
@@ -161,7 +159,10 @@ def _async_wrapper(lib: _Library) -> Callable[..., Any]:
             await frame.aresolve()  # deferred user/account, resolved the event loop's way
         except Exception:
             warn_once("aresolve", "payi_web: could not resolve the request's context", exc_info=True)
-        request, call = _guarded_begin(request, kwargs, frame)
+        try:
+            request, call = begin(request, kwargs.get("stream", False), frame)
+        except Exception:
+            request, call = _untracked(request)
         if call is None:
             return await original(self, request, **kwargs)
         try:
