@@ -7,9 +7,11 @@ out as it would without payi-web.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -22,17 +24,21 @@ from ._genai import (
     classify,
     prepare_body,
     usage_from_body,
+    usage_from_json,
 )
 from ._log import warn_once
 from .config import Config, current_config
 from .context import Frame, current_frame
 from .headers import CANONICAL, PayiHeaders, context_headers, merge_headers
 
+# Where a response keeps the JSON body parsed for its record, for its first `json()` call.
+PARSED_JSON = "_payi_web_json"
 _MAX_BUFFERED_BODY = 8 * 1024 * 1024
 _API_KEY = PayiHeaders.API_KEY
 _API_KEY_LOWER = _API_KEY.lower()
 _NO_FACTS = ResponseFacts({})
 _LOWER_NAME = itemgetter(1)
+_new_record: Callable[[tuple[Any, ...]], records.CallRecord] = partial(tuple.__new__, records.CallRecord)
 
 
 def _canonical(name: str) -> str:
@@ -108,8 +114,7 @@ class Call:
             if body is not None and body[:1] == b"{":
                 # A JSON body, read already (the usual non-streaming call): no header to look up.
                 if status < 400:  # an error body holds no usage
-                    # The model the caller asked for wins over the one the response names.
-                    self.response_facts = usage_from_body(body, self.endpoint.category, not self.facts.model)
+                    self._take_json(response, body)
                 self.finish()
                 return False
         content_type = response.headers.get("content-type", "")
@@ -156,6 +161,16 @@ class Call:
         self.finish()
         return tail
 
+    def _take_json(self, response: Any, body: bytes) -> None:
+        """Read a whole JSON body once: the SDK's own `response.json()` gets the same parse."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return
+        self.response_facts = usage_from_json(payload, self.endpoint.category)
+        if getattr(type(response).json, "__payi_web__", False):
+            response.__dict__[PARSED_JSON] = payload
+
     def _parse_json(self, body: bytes) -> None:
         if self.status is not None and self.status < 400:  # an error body holds no usage
             # The model the caller asked for wins over the one the response names.
@@ -169,38 +184,39 @@ class Call:
             return
         self._done = True
         try:
-            records.emit(self._record(error))
+            latency = (time.perf_counter() - self.start) * 1000
+            observer = self._observer
+            if observer is None:
+                units, response_id, model = self.response_facts
+                first_token = None
+            else:
+                units, response_id, model = observer.units, observer.response_id, observer.model
+                first_event = observer.first_event_at
+                first_token = None if first_event is None else (first_event - self.start) * 1000
+            status = self.status
+            frame = self.frame
+            record = _new_record(  # the fields in order, without the named tuple's Python-level __new__
+                (
+                    self.started_at,  # timestamp
+                    self.endpoint.category,  # category
+                    self.facts.model or model,  # resource
+                    self.method,  # method
+                    self.url,  # url
+                    status,  # status
+                    latency,  # latency_ms
+                    first_token,  # time_to_first_token_ms
+                    response_id,  # response_id
+                    error or status is None or status >= 400,  # failed
+                    observer is not None,  # streamed
+                    self.proxied,  # proxied
+                    frame.shared_snapshot or frame.record_snapshot(),  # context
+                    units,  # units
+                    self.headers,  # headers
+                )
+            )
+            records.emit(record)
         except Exception:
             warn_once("build-record", "payi_web: could not build a call record", exc_info=True)
-
-    def _record(self, error: bool) -> records.CallRecord:
-        latency = (time.perf_counter() - self.start) * 1000
-        observer = self._observer
-        if observer is None:
-            units, response_id, model = self.response_facts
-            first_token = None
-        else:
-            units, response_id, model = observer.units, observer.response_id, observer.model
-            first_event = observer.first_event_at
-            first_token = None if first_event is None else (first_event - self.start) * 1000
-        status = self.status
-        return records.CallRecord(  # positionally: a third of the cost of keywords
-            self.started_at,  # timestamp
-            self.endpoint.category,  # category
-            self.facts.model or model,  # resource
-            self.method,  # method
-            self.url,  # url
-            status,  # status
-            latency,  # latency_ms
-            first_token,  # time_to_first_token_ms
-            response_id,  # response_id
-            error or status is None or status >= 400,  # failed
-            observer is not None,  # streamed
-            self.proxied,  # proxied
-            self.frame.record_snapshot(),  # context
-            units,  # units
-            self.headers,  # headers
-        )
 
 
 def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tuple[Any, Call | None]:
@@ -220,17 +236,17 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
-    headers: Mapping[str, str] = {}
+    headers: Mapping[str, str]
     if given:
         headers = _merge_given(request, given, frame, config, proxied)
     elif proxied:
-        _add_context_headers(request.headers, entries, frame, config)
+        headers = _add_context_headers(request.headers, entries, frame, config)
+    else:
+        headers = context_headers(frame, False)  # shared by the scope's records, never changed
     if endpoint is None or not records.sinks():
         # Nothing records calls (e.g. Pay-i's proxy with the ledger off): the headers were all
         # there was to do, and the request and its response pass untouched.
         return request, None
-    if not given:
-        headers = context_headers(frame, proxied)  # shared by the scope's records, never changed
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
@@ -293,20 +309,23 @@ def _merge_given(
 
 def _add_context_headers(
     target: Any, entries: list[tuple[bytes, bytes, bytes]] | None, frame: Frame, config: Config
-) -> None:
-    """Add the context's headers and the API key, encoded once per frame."""
+) -> Mapping[str, str]:
+    """Add the context's headers and the API key, encoded once per frame; return the headers
+    (the key left out) as the scope's records share them."""
     wire = frame.wire
     if wire is None or wire[0] is not config.api_key:
-        added = [*context_headers(frame, True).items()]
+        headers = context_headers(frame, True)
+        added = [*headers.items()]
         if config.api_key:
             added.append((_API_KEY, config.api_key))
         encoded = tuple((k.encode(), k.lower().encode(), v.encode()) for k, v in added)
-        wire = frame.wire = (config.api_key, encoded)
+        wire = frame.wire = (config.api_key, encoded, headers)
     if entries is not None:
         entries.extend(wire[1])
-        return
-    for name, _, value in wire[1]:
-        target[name.decode()] = value.decode()
+    else:
+        for name, _, value in wire[1]:
+            target[name.decode()] = value.decode()
+    return wire[2]
 
 
 def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:

@@ -145,8 +145,9 @@ class Frame:
     # Caches: the headers by proxy mode, and the snapshot that call records share.
     headers: dict[bool, tuple[dict[str, str], Mapping[str, str]]]
     shared_snapshot: TrackingContext | None
-    # The instrumented clients' cache: the API key it was made with, and the encoded header entries.
-    wire: tuple[str | None, tuple[tuple[bytes, bytes, bytes], ...]] | None
+    # The instrumented clients' cache: the API key it was made with, the encoded header entries,
+    # and the headers as records hold them.
+    wire: tuple[str | None, tuple[tuple[bytes, bytes, bytes], ...], Mapping[str, str]] | None
     # The track_context() object that entered this frame, if any (its exit finds its own frame).
     owner: object
     parent: Frame | None
@@ -347,7 +348,9 @@ def current_scope() -> Frame:
 def current_frame() -> Frame:
     """The effective context here and now, resolved."""
     frame = current_var.get()
-    return _root if frame is None else frame.resolved()
+    if frame is None:
+        return _root
+    return frame if frame._args is None else frame.resolved()
 
 
 def get_context() -> TrackingContext:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._call import Call, begin
+from ._call import PARSED_JSON, Call, begin
 from ._log import warn_once
 from .context import current_frame
 
@@ -30,6 +30,7 @@ class _Library:
     async_send: Callable[..., Any]
     sync_stream: type
     async_stream: type
+    response_json: Callable[..., Any]
 
 
 def _load(name: str) -> _Library | None:
@@ -43,6 +44,7 @@ def _load(name: str) -> _Library | None:
         module.AsyncClient.send,
         _sync_stream_class(module.SyncByteStream),
         _async_stream_class(module.AsyncByteStream),
+        module.Response.json,
     )
 
 
@@ -115,7 +117,9 @@ _LIBRARIES = [lib for lib in (_load("httpx"), _load("httpx2")) if lib is not Non
 
 
 def _untracked(request: Any) -> tuple[Any, None]:
-    warn_once("begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True)
+    warn_once(
+        "begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True
+    )
     return request, None
 
 
@@ -177,6 +181,23 @@ def _async_wrapper(lib: _Library) -> Callable[..., Any]:
     return send
 
 
+def _json_method(lib: _Library) -> Callable[..., Any]:
+    original = lib.response_json
+    missing = object()
+
+    def json(self: Any, **kwargs: Any) -> Any:
+        # The body was parsed once already, for the call's record: its first reader gets that parse.
+        parsed = self.__dict__.pop(PARSED_JSON, missing)
+        if parsed is missing or kwargs:
+            return original(self, **kwargs)
+        return parsed
+
+    json.__payi_web__ = True  # type: ignore[attr-defined]
+    return json
+
+
+_JSON_METHODS = {id(lib): _json_method(lib) for lib in _LIBRARIES}
+
 _WRAPPERS = {id(lib): (_sync_wrapper(lib), _async_wrapper(lib)) for lib in _LIBRARIES}
 
 
@@ -199,12 +220,17 @@ def instrument(client: C | None = None) -> C | None:
     covers `openai.OpenAI`, `AsyncOpenAI`, `AzureOpenAI`, `anthropic.Anthropic`,
     `AsyncAnthropic` and plain clients, including ones created before this call; calling it
     again is harmless. With a client, instruments that client alone and returns it.
+
+    Either way, `Response.json` of httpx and httpx2 hands a GenAI call's JSON body, parsed once
+    for its record, to its first reader (the SDK), instead of parsing it a second time; any other
+    response, or a call with arguments, parses as before. `uninstrument()` restores it.
     """
     if client is None:
         for lib in _LIBRARIES:
             sync_send, async_send = _WRAPPERS[id(lib)]
             lib.module.Client.send = sync_send
             lib.module.AsyncClient.send = async_send
+            lib.module.Response.json = _JSON_METHODS[id(lib)]
         return None
     found = _http_client_of(client)
     if found is None:
@@ -213,6 +239,8 @@ def instrument(client: C | None = None) -> C | None:
             "nor an SDK client built on one"
         )
     http_client, send = found
+    for lib in _LIBRARIES:  # a pass-through for any response that holds no parsed body
+        lib.module.Response.json = _JSON_METHODS[id(lib)]
     # An instance attribute: this client alone, whatever the global state.
     http_client.send = types.MethodType(send, http_client)
     return client
@@ -224,6 +252,7 @@ def uninstrument(client: Any = None) -> None:
         for lib in _LIBRARIES:
             lib.module.Client.send = lib.sync_send
             lib.module.AsyncClient.send = lib.async_send
+            lib.module.Response.json = lib.response_json
         return
     found = _http_client_of(client)
     if found is not None and "send" in vars(found[0]):
