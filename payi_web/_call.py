@@ -7,7 +7,6 @@ out as it would without payi-web.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from ._genai import (
     ResponseFacts,
     StreamObserver,
     classify,
+    loads,
     prepare_body,
     usage_from_body,
     usage_from_json,
@@ -164,7 +164,7 @@ class Call:
     def _take_json(self, response: Any, body: bytes) -> None:
         """Read a whole JSON body once: the SDK's own `response.json()` gets the same parse."""
         try:
-            payload = json.loads(body)
+            payload = loads(body)
         except ValueError:
             return
         self.response_facts = usage_from_json(payload, self.endpoint.category)

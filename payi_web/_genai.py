@@ -72,6 +72,19 @@ _NO_USAGE = b'"usage":null'
 _scan_value: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
+def loads(body: bytes) -> Any:
+    """`json.loads(body)`, the same value or error, the usual UTF-8 document without its Python-level
+    steps (encoding detection, decoder frames, whitespace regex)."""
+    try:
+        text = body.decode("utf-8")
+        value, end = _scan_value(text, 0)
+        if end == len(text) or not text[end:].strip(" \t\n\r"):
+            return value
+    except (ValueError, StopIteration):  # StopIteration: no JSON value there
+        pass
+    return json.loads(body)  # anything else (other encodings, leading space, errors): json's own way
+
+
 # The facts of a non-streaming request, by model: immutable, so one serves every call of a model.
 _FACTS_BY_MODEL: dict[bytes, RequestFacts] = {}
 
