@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from .context import Frame, current_var
@@ -15,12 +17,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# While a bound callable runs: the event loop whose thread bound it (None: bound outside one).
+# Framework layers use it to know that the binding code awaits this thread rather than blocking.
+binding_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("payi_web_binding_loop", default=None)
+
+
 def _bound(fn: Callable[P, R], frame: Frame | None) -> Callable[P, R]:
+    loop = asyncio._get_running_loop()
+
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
         token = current_var.set(frame)
+        loop_token = binding_loop.set(loop)
         try:
             return fn(*args, **kwargs)
         finally:
+            binding_loop.reset(loop_token)
             current_var.reset(token)
 
     return bound

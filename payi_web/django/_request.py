@@ -27,6 +27,7 @@ from .._fields import Deferred, validate_fields
 from .._log import warn_once
 from ..context import Frame, current_scope
 from ..settings import PayiSettings
+from ._home_loop import Home, NotAtHome, home_here, resolve_at_home
 
 __all__ = ["arequest_frame", "request_frame"]
 
@@ -95,7 +96,9 @@ async def _adefault_user_id(request: HttpRequest) -> str | None:
     return user_pk(user)  # set by DRF, or already loaded: no I/O
 
 
-def _deferred(name: str, resolver: Callable[..., Any] | None, request: HttpRequest) -> Deferred:
+def _deferred(
+    name: str, resolver: Callable[..., Any] | None, request: HttpRequest, home: Home | None
+) -> Deferred:
     if resolver is None:  # the default USER_ID
         return Deferred(
             lambda: off_the_loop(lambda: _default_user_id(request)),
@@ -104,11 +107,17 @@ def _deferred(name: str, resolver: Callable[..., Any] | None, request: HttpReque
         )
     fn = resolver
     if iscoroutinefunction(fn):
-        return Deferred(
-            lambda: off_the_loop(lambda: async_to_sync(fn)(request)),
-            aresolve=lambda: fn(request),
-            name=name,
-        )
+
+        def resolve() -> Any:
+            if home is not None:
+                try:
+                    return resolve_at_home(home, deferred.aget)
+                except NotAtHome:
+                    pass
+            return off_the_loop(lambda: async_to_sync(fn)(request))
+
+        deferred = Deferred(resolve, aresolve=lambda: fn(request), name=name)
+        return deferred
     aresolve: Callable[[], Awaitable[Any]] = lambda: sync_to_async(fn)(request)  # noqa: E731
     return Deferred(lambda: off_the_loop(lambda: fn(request)), aresolve=aresolve, name=name)
 
@@ -141,10 +150,12 @@ def _context_failed() -> None:
     )
 
 
-def _frame(request: HttpRequest, settings: PayiSettings, extra: dict[str, Any]) -> Frame:
-    args: dict[str, Any] = {"user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, request)}
+def _frame(
+    request: HttpRequest, settings: PayiSettings, extra: dict[str, Any], home: Home | None = None
+) -> Frame:
+    args: dict[str, Any] = {"user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, request, home)}
     if settings.ACCOUNT_NAME is not None:
-        args["account_name"] = _deferred("PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, request)
+        args["account_name"] = _deferred("PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, request, home)
     args.update(extra)  # CONTEXT's explicit user_id/account_name win over the resolvers
     return Frame.child(current_scope(), args)
 
@@ -174,4 +185,8 @@ async def arequest_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
             extra = _context_fields(value)
         except Exception:
             _context_failed()
-    return _frame(request, settings, extra)
+    return _frame(request, settings, extra, home_here() if _has_async_resolver(settings) else None)
+
+
+def _has_async_resolver(settings: PayiSettings) -> bool:
+    return any(iscoroutinefunction(fn) for fn in (settings.USER_ID, settings.ACCOUNT_NAME) if fn is not None)

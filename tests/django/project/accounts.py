@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -11,6 +12,8 @@ from .models import Membership
 
 # Counts resolver calls, so that tests can check "at most once per request".
 calls: dict[str, int] = {"account_name": 0, "aaccount_name": 0}
+# The threads the async resolver ran on, in order.
+async_threads: list[str] = []
 
 
 def account_name(request: HttpRequest) -> str | None:
@@ -23,6 +26,7 @@ def account_name(request: HttpRequest) -> str | None:
 
 async def aaccount_name(request: HttpRequest) -> str | None:
     calls["aaccount_name"] += 1
+    async_threads.append(threading.current_thread().name)
     auser = getattr(request, "auser", None)  # Django >= 5.0
     user = await auser() if auser else await sync_to_async(_loaded_user)(request)
     if not user.is_authenticated:

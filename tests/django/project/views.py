@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -14,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from payi_web import get_context, track
+from payi_web import bind_context, get_context, track
 
 from . import genai
 
@@ -68,6 +70,29 @@ async def loaded_then_thread(request: HttpRequest) -> JsonResponse:
     user = await request.auser()
     text = await sync_to_async(genai.ask, thread_sensitive=False)()
     return JsonResponse({"text": text, "user_id": str(user.pk)})
+
+
+# A view's own thread pool, for work it fans out.
+pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="view-pool")
+
+
+@track(use_case_name="pooled")
+async def pooled_in_async(request: HttpRequest) -> JsonResponse:
+    # Bound on the event loop, awaited from the loop: the usual way for an async view.
+    loop = asyncio.get_running_loop()
+    return JsonResponse({"text": await loop.run_in_executor(pool, bind_context(genai.ask))})
+
+
+@track(use_case_name="pooled")
+def pooled_in_sync(request: HttpRequest) -> JsonResponse:
+    # Under ASGI, this runs in the request's thread for sync code, which waits for the pool.
+    return JsonResponse({"text": pool.submit(bind_context(genai.ask)).result()})
+
+
+@track(use_case_name="pooled")
+async def pooled_blocking_the_loop(request: HttpRequest) -> JsonResponse:
+    # A mistake, but one tracking must survive: the event loop blocks on the pool.
+    return JsonResponse({"text": pool.submit(bind_context(genai.ask)).result()})
 
 
 @track(use_case_name="stream")
