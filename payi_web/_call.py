@@ -236,17 +236,17 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] | None = None
     if given:
         headers = _merge_given(request, given, frame, config, proxied)
     elif proxied:
         headers = _add_context_headers(request.headers, entries, frame, config)
-    else:
-        headers = context_headers(frame, False)  # shared by the scope's records, never changed
     if endpoint is None or not records.sinks():
         # Nothing records calls (e.g. Pay-i's proxy with the ledger off): the headers were all
         # there was to do, and the request and its response pass untouched.
         return request, None
+    if headers is None:
+        headers = context_headers(frame, False)  # shared by the scope's records, never changed
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
