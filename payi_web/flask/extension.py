@@ -16,10 +16,11 @@ before the request context ends.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from flask import Flask, Response, current_app
 from flask.globals import _cv_app, _cv_request
@@ -116,6 +117,7 @@ class PayiState:
     config: Config
     # Resolver -> its name in log messages (computed once, not per request).
     _names: dict[Any, str] = field(default_factory=dict, repr=False)
+    _seeding_cache: _Seeding | None = field(default=None, repr=False)
 
     def user_id_resolver(self, app: Flask | None = None) -> tuple[Resolver | None, str]:
         """The callable resolving a request's user id, and where it comes from."""
@@ -152,24 +154,43 @@ class PayiState:
                 self._names[fn] = name
             return name
 
+    def _seeding(self, app: Flask | None) -> _Seeding:
+        """The resolvers of this app's requests, named: decided at its first request (its
+        LoginManager is set up by then), again after the extension registers a loader."""
+        seeding = self._seeding_cache
+        if seeding is None or seeding.generation != self.extension._generation:
+            named: list[tuple[Resolver, str] | None] = []
+            for (resolve, origin), suffix in (
+                (self.user_id_resolver(app), " resolver"),
+                (self.account_resolver(), " resolver"),
+                (self.context_resolver(), ""),
+            ):
+                named.append(None if resolve is None else (resolve, self._name(resolve, origin + suffix)))
+            seeding = self._seeding_cache = _Seeding(self.extension._generation, *named)
+        return seeding
+
     def request_frame(self, app: Flask | None = None) -> Frame:
         """A new request's frame: deferred user and account (resolved on first use), CONTEXT's fields."""
+        seeding = self._seeding(app)
         args: dict[str, Any] = {}
-        resolve, origin = self.user_id_resolver(app)
-        if resolve is not None:
-            name = self._name(resolve, f"{origin} resolver")
-            args["user_id"] = Deferred(_in_this_request(resolve), name=name)
-        resolve, origin = self.account_resolver()
-        if resolve is not None:
-            name = self._name(resolve, f"{origin} resolver")
-            args["account_name"] = Deferred(_in_this_request(resolve), name=name)
-        resolve, origin = self.context_resolver()
-        if resolve is not None:
-            args.update(_context_fields(resolve, self._name(resolve, origin)))
+        if seeding.user_id is not None or seeding.account_name is not None:
+            contexts = (_cv_request.get(None), _cv_app.get(None))
+            for key, named in (("user_id", seeding.user_id), ("account_name", seeding.account_name)):
+                if named is not None:
+                    args[key] = Deferred(_in_this_request(named[0], *contexts), name=named[1])
+        if seeding.context is not None:
+            args.update(_context_fields(*seeding.context))
         return Frame.child(self.root, args)
 
 
-def _in_this_request(resolve: Resolver) -> Resolver:
+class _Seeding(NamedTuple):
+    generation: int
+    user_id: tuple[Resolver, str] | None
+    account_name: tuple[Resolver, str] | None
+    context: tuple[Resolver, str] | None
+
+
+def _in_this_request(resolve: Resolver, request_ctx: Any, app_ctx: Any) -> Resolver:
     """`resolve`, made to see the current request's contexts when it runs in a thread without them.
 
     A GenAI call from a thread-pool worker (the tracking context carried by `bind_context` or
@@ -178,23 +199,21 @@ def _in_this_request(resolve: Resolver) -> Resolver:
     resolver runs with the request's own app and request contexts set (not pushed: no hook or
     teardown runs, and the request thread's contexts are untouched).
     """
-    request_ctx = _cv_request.get(None)
-    app_ctx = _cv_app.get(None)
     if request_ctx is None or app_ctx is None:
         return resolve
+    return functools.partial(_resolve_in_request, resolve, request_ctx, app_ctx)
 
-    def resolver() -> Any:
-        if _cv_request.get(None) is not None:
-            return resolve()
-        app_token = _cv_app.set(app_ctx)
-        request_token = _cv_request.set(request_ctx)
-        try:
-            return resolve()
-        finally:
-            _cv_request.reset(request_token)
-            _cv_app.reset(app_token)
 
-    return resolver
+def _resolve_in_request(resolve: Resolver, request_ctx: Any, app_ctx: Any) -> Any:
+    if _cv_request.get(None) is not None:
+        return resolve()
+    app_token = _cv_app.set(app_ctx)
+    request_token = _cv_request.set(request_ctx)
+    try:
+        return resolve()
+    finally:
+        _cv_request.reset(request_token)
+        _cv_app.reset(app_token)
 
 
 def _context_fields(context: Resolver, name: str) -> dict[str, Any]:
@@ -232,8 +251,16 @@ def _flask_login() -> Any:
 
 def _flask_login_user_id() -> str | None:
     """The default user id: Flask-Login's `current_user.get_id()` when authenticated."""
-    user = _flask_login().current_user
-    if user is None or not user.is_authenticated:
+    # Once loaded (the view's `current_user` usually did it), Flask-Login's user for this request
+    # is `g._login_user`: read there rather than through `current_user`, whose every attribute
+    # goes through two LocalProxy lookups (~5 µs a request). Not loaded yet: `current_user` loads it.
+    app_ctx = _cv_app.get(None)
+    user = None if app_ctx is None else getattr(app_ctx.g, "_login_user", None)
+    if user is None:
+        user = _flask_login().current_user._get_current_object()
+        if user is None:
+            return None
+    if not user.is_authenticated:
         return None
     user_id = user.get_id()
     return None if user_id is None else str(user_id)
@@ -303,6 +330,7 @@ class PayiTracking:
         self._user_id_loader: Resolver | None = None
         self._account_loader: Resolver | None = None
         self._context_loader: Resolver | None = None
+        self._generation = 0  # bumped when a loader is registered: the apps' requests pick it up
         self._blueprints: dict[Blueprint, Mapping[str, Any]] = {}
         if app is not None:
             self.init_app(app)
@@ -343,18 +371,21 @@ class PayiTracking:
         """Register the function giving the request's user id (no arguments; `str` or `None`)."""
         _check_resolver("user_id_loader", fn)
         self._user_id_loader = fn
+        self._generation += 1
         return fn
 
     def account_loader(self, fn: F) -> F:
         """Register the function giving the request's account name (no arguments; `str` or `None`)."""
         _check_resolver("account_loader", fn)
         self._account_loader = fn
+        self._generation += 1
         return fn
 
     def context_loader(self, fn: F) -> F:
         """Register the function giving further context fields for each request (a dict, like `track()`'s)."""
         _check_resolver("context_loader", fn)
         self._context_loader = fn
+        self._generation += 1
         return fn
 
     # --- blueprints -----------------------------------------------------------------------------
