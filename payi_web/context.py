@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
@@ -235,15 +235,7 @@ def _empty_frame() -> Frame:
     return frame
 
 
-def _str(value: Any, parent: Any) -> Any:
-    if value is None:
-        return parent
-    return value or None  # "" blocks inheritance
-
-
-def _props(value: Properties | None, parent: Props | None) -> Props | None:
-    if value is None:
-        return parent
+def _props(value: Properties, parent: Props | None) -> Props | None:
     if not value:
         return None  # {} blocks inheritance
     if parent is None:
@@ -264,12 +256,55 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
     return frame
 
 
+_USE_CASE_ARGS: Final = frozenset(
+    ("use_case_name", "use_case_id", "use_case_version", "use_case_step", "use_case_properties")
+)
+
+
 def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
     frame.headers = {}
     frame.shared_snapshot = None
     frame.wire = None
-    get = args.get
+    # Everything inherited first; then each argument given (most scopes give one or two).
+    frame.use_case_name = parent.use_case_name
+    frame.use_case_id = parent.use_case_id
+    frame.use_case_version = parent.use_case_version
+    frame.use_case_step = parent.use_case_step
+    frame.use_case_properties = parent.use_case_properties
+    frame.limit_ids = parent.limit_ids
+    frame.user_id = parent.user_id
+    frame.account_name = parent.account_name
+    frame.request_properties = parent.request_properties
+    frame.price_as_category = parent.price_as_category
+    frame.price_as_resource = parent.price_as_resource
+    frame.resource_scope = parent.resource_scope
+    frame.proxy = parent.proxy
+    frame.log_prompt_and_response = parent.log_prompt_and_response
+    use_case = False
+    for name, value in args.items():
+        if value is None:
+            continue
+        if name == "request_properties":
+            frame.request_properties = _props(value, parent.request_properties)
+        elif name in _USE_CASE_ARGS:
+            use_case = True
+        elif name == "limit_ids":
+            parent_ids = parent.limit_ids
+            if not value:
+                frame.limit_ids = None  # [] blocks inheritance
+            else:
+                # Deterministic union: the parent's ids first, then the new ones, no duplicates.
+                frame.limit_ids = tuple(dict.fromkeys(parent_ids + value if parent_ids else value))
+        elif name == "proxy" or name == "log_prompt_and_response":
+            setattr(frame, name, value)  # False is a value
+        else:  # user_id, account_name, price_as_*, resource_scope: "" blocks inheritance
+            setattr(frame, name, value or None)
+    if use_case:
+        _fill_use_case(frame, parent, args)
 
+
+def _fill_use_case(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
+    get = args.get
     name = get("use_case_name")
     parent_name = parent.use_case_name
     if name is None and parent_name:
@@ -281,44 +316,21 @@ def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
         default_id = LazyId()
     else:
         # No use case at all ("" blocks; or neither scope names one): the other use case args are ignored.
-        name = None
-    if name is None:
-        frame.use_case_name = None
-        frame.use_case_id = None
-        frame.use_case_version = None
-        frame.use_case_step = None
-        frame.use_case_properties = None
-    else:
-        frame.use_case_name = name
-        use_case_id = get("use_case_id")
-        frame.use_case_id = default_id if use_case_id is None else (use_case_id or None)
-        version = get("use_case_version")
-        frame.use_case_version = parent.use_case_version if version is None else version
-        frame.use_case_step = _str(get("use_case_step"), parent.use_case_step)
-        frame.use_case_properties = _props(get("use_case_properties"), parent.use_case_properties)
-
-    limit_ids = get("limit_ids")
-    parent_ids = parent.limit_ids
-    if limit_ids is None:
-        frame.limit_ids = parent_ids
-    elif not limit_ids:
-        frame.limit_ids = None  # [] blocks inheritance
-    elif parent_ids:
-        # Deterministic union: the parent's ids first, then the new ones, no duplicates.
-        frame.limit_ids = tuple(dict.fromkeys(parent_ids + limit_ids))
-    else:
-        frame.limit_ids = tuple(dict.fromkeys(limit_ids))
-
-    frame.user_id = _str(get("user_id"), parent.user_id)
-    frame.account_name = _str(get("account_name"), parent.account_name)
-    frame.request_properties = _props(get("request_properties"), parent.request_properties)
-    frame.price_as_category = _str(get("price_as_category"), parent.price_as_category)
-    frame.price_as_resource = _str(get("price_as_resource"), parent.price_as_resource)
-    frame.resource_scope = _str(get("resource_scope"), parent.resource_scope)
-    proxy = get("proxy")
-    frame.proxy = parent.proxy if proxy is None else proxy
-    log = get("log_prompt_and_response")
-    frame.log_prompt_and_response = parent.log_prompt_and_response if log is None else log
+        frame.use_case_name = frame.use_case_id = frame.use_case_version = None
+        frame.use_case_step = frame.use_case_properties = None
+        return
+    frame.use_case_name = name
+    use_case_id = get("use_case_id")
+    frame.use_case_id = default_id if use_case_id is None else (use_case_id or None)
+    version = get("use_case_version")
+    if version is not None:
+        frame.use_case_version = version
+    step = get("use_case_step")
+    if step is not None:
+        frame.use_case_step = step or None
+    properties = get("use_case_properties")
+    if properties is not None:
+        frame.use_case_properties = _props(properties, parent.use_case_properties)
 
 
 EMPTY_FRAME = _empty_frame()
