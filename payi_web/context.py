@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Final
@@ -61,6 +60,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.seed)
 
 
+# A random (version 4, RFC 4122 variant) UUID's bits, set on 128 random bits.
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _uuid4() -> str:
+    """`str(uuid.UUID(int=<random>, version=4))`, without the UUID object (a third of the cost)."""
+    h = "%032x" % (_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class LazyId:
     """A use case instance id generated on first use.
 
@@ -79,7 +89,7 @@ class LazyId:
         if value is None:
             with _id_lock:  # two threads sharing one scope must agree on its id
                 if self._value is None:
-                    self._value = str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+                    self._value = _uuid4()
                 value = self._value
         return value
 

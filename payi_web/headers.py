@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from binascii import b2a_base64
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
 from ._log import warn_once
-from .context import Frame, Props, current_frame
+from .context import Frame, Properties, Props, current_frame
 
 __all__ = ["PayiHeaders", "payi_headers"]
 
@@ -83,16 +84,31 @@ def header_safe(value: str, header: str) -> str:
     )
 
 
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
+def _json_encoder() -> Callable[[Properties], str]:
+    """Compact, ASCII-only JSON of a property dict (as Pay-i's SDK sends it), made once.
+
+    `JSONEncoder.encode` builds a new C encoder on every call; properties (str keys, str or
+    None values, never circular) go straight to one built here, when json has its C part.
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    ascii_str = json.encoder.encode_basestring_ascii
+    # (markers, default, str encoder, indent, key sep, item sep, sort_keys, skipkeys, allow_nan)
+    chunks = make(None, encoder.default, ascii_str, None, ":", ",", False, False, True)
+    return lambda data: "".join(chunks(data, 0))
+
+
+_compact_json = _json_encoder()
 
 
 def _encode_props(props: Props, proxy: bool) -> str:
     encoded = props.encoded.get(proxy)
     if encoded is None:
-        # Compact, ASCII-only JSON (as Pay-i's SDK sends it); base64 in proxy mode.
         encoded = _compact_json(props.data)
         if proxy:
-            encoded = base64.b64encode(encoded.encode()).decode()
+            encoded = b2a_base64(encoded.encode(), newline=False).decode()
         props.encoded[proxy] = encoded
     return encoded
 

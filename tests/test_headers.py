@@ -55,6 +55,24 @@ def test_every_field_as_its_header_proxy_and_plain() -> None:
     assert plain[H.USE_CASE_PROPERTIES] == '{"tier":"gold"}'
 
 
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"note": 'quote " backslash \\ newline \n tab \t nul \x00'},
+        {"naïve": "José", "emoji": "😀", "separator": "\u2028"},
+        {"lone surrogate": "\ud800", "empty": "", "none": None},
+    ],
+)
+def test_properties_travel_as_the_sdk_json_of_them_ascii_only(properties: dict[str, str | None]) -> None:
+    expected = json.dumps(properties, separators=(",", ":"))  # Pay-i's SDK: compact, ASCII-only
+    with track_context(request_properties=properties, use_case_name="u", use_case_properties=properties):
+        proxied, plain = payi_headers(), payi_headers(proxy=False)
+    for name in (H.REQUEST_PROPERTIES, H.USE_CASE_PROPERTIES):
+        assert plain[name] == expected and plain[name].isascii()
+        assert base64.b64decode(proxied[name]).decode() == expected
+        assert b64json(proxied[name]) == properties
+
+
 def test_no_context_no_headers_and_each_call_returns_a_fresh_dict() -> None:
     assert payi_headers() == {}
     with track_context(user_id="u"):

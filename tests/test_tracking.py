@@ -410,9 +410,12 @@ def test_use_case_ids_are_unique_whatever_the_app_does_with_random_or_fork() -> 
     def new_id() -> str:
         with track_context(use_case_name="ids"):
             value = get_context().use_case_id
-            assert value is not None and uuid.UUID(value).version == 4
+            assert value is not None
+            parsed = uuid.UUID(value)  # a canonical random UUID, as uuid4() would give
+            assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
             return value
 
+    assert len({new_id() for _ in range(2000)}) == 2000
     random.seed(0)
     first = new_id()
     random.seed(0)  # an app seeding the global generator does not repeat our ids
