@@ -43,6 +43,7 @@ _FIELD_KINDS: Final[dict[str, str]] = {
 
 FIELD_NAMES: Final[tuple[str, ...]] = tuple(_FIELD_KINDS)
 _STR_FIELDS: Final = frozenset(name for name, kind in _FIELD_KINDS.items() if kind in (_STR, _LAZY_STR))
+_PROPS_FIELDS: Final = frozenset(name for name, kind in _FIELD_KINDS.items() if kind is _PROPS)
 
 
 class Deferred:
@@ -181,13 +182,28 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     Raises ``TypeError`` for an unknown field or a wrong type and ``ValueError`` for a bad value,
     each naming the field, so that a mistake surfaces where the scope is declared.
     """
-    # Fast path, for the common scope: plain strings only. `fields` is returned as is, so a
+    # Fast path, for the common scope: strings, and property dicts of strings (copied: the
+    # caller may change its dict later). Without properties `fields` is returned as is, so a
     # caller passing a mapping it may change later must pass a copy.
+    copied: dict[str, Any] | None = None
     for name, value in fields.items():
-        if type(value) is not str or name not in _STR_FIELDS:
+        if type(value) is str:
+            if name not in _STR_FIELDS:
+                break
+        elif type(value) is dict and value and name in _PROPS_FIELDS:
+            for key, item in value.items():
+                if type(key) is not str or (type(item) is not str and item is not None):
+                    break
+            else:
+                if copied is None:
+                    copied = dict(fields)
+                copied[name] = value.copy()
+                continue
+            break
+        else:
             break
     else:
-        return fields  # type: ignore[return-value]
+        return fields if copied is None else copied  # type: ignore[return-value]
     clean: dict[str, Any] = {}
     for name, value in fields.items():
         kind = _FIELD_KINDS.get(name)

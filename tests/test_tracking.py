@@ -361,6 +361,20 @@ def test_get_context_is_immutable_and_detached() -> None:
         assert get_context().limit_ids == ("a",)
 
 
+def test_a_scope_keeps_the_arguments_it_was_given_whatever_the_caller_changes_later() -> None:
+    properties: dict[str, str | None] = {"k": "v"}
+    ids = ["a"]
+    scope = track_context(request_properties=properties, use_case_name="u", use_case_properties=properties)
+    decorated = track(request_properties=properties, limit_ids=ids)(get_context)
+    properties["k"] = "changed"
+    properties["new"] = "x"
+    ids.append("b")
+    with scope:  # fields are derived at first use, after the caller's changes
+        ctx = get_context()
+    assert (ctx.request_properties, ctx.use_case_properties) == ({"k": "v"}, {"k": "v"})
+    assert (decorated().request_properties, decorated().limit_ids) == ({"k": "v"}, ("a",))
+
+
 def test_use_case_id_is_stable_within_a_scope_and_new_per_entry() -> None:
     @track(use_case_name="chat")
     def ids() -> tuple[str | None, str]:

@@ -74,6 +74,7 @@ class _ScopedBody:
         return self
 
     def __next__(self) -> Any:
+        # Runs once per chunk of every streamed body: the restore and the step's end are inlined.
         scope = self.scope
         token = current_var.set(self.frame)
         if scope is not None:
@@ -87,9 +88,14 @@ class _ScopedBody:
             self.finished = True
             raise
         finally:
-            _restore(token)
+            try:
+                current_var.reset(token)
+            except ValueError:  # a step run in another thread or context than the first
+                _restore(token)
             if scope is not None:
-                self._after_step(scope)
+                scope.producing -= 1
+                if scope.end_pending:
+                    _end_if_pending(scope)
 
     def close(self) -> None:
         scope = self.scope
@@ -106,14 +112,14 @@ class _ScopedBody:
         finally:
             _restore(token)
             if scope is not None:
-                self._after_step(scope)
+                scope.producing -= 1
+                _end_if_pending(scope)
 
-    @staticmethod
-    def _after_step(scope: _RequestScope) -> None:
-        scope.producing -= 1
-        if scope.end_pending and not scope.producing:
-            scope.end_pending = False
-            scope.end()
+
+def _end_if_pending(scope: _RequestScope) -> None:
+    if scope.end_pending and not scope.producing:
+        scope.end_pending = False
+        scope.end()
 
 
 def _bind_response(response: Any, frame: Frame) -> Any:
