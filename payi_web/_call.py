@@ -318,7 +318,7 @@ def _add_context_headers(
         added = [*headers.items()]
         if config.api_key:
             added.append((_API_KEY, config.api_key))
-        encoded = tuple((k.encode(), k.lower().encode(), v.encode()) for k, v in added)
+        encoded = tuple([_wire_name(k) + (v.encode(),) for k, v in added])  # noqa: RUF005 - one C-level concatenation
         wire = frame.wire = (config.api_key, encoded, headers)
     if entries is not None:
         entries.extend(wire[1])
@@ -326,6 +326,17 @@ def _add_context_headers(
         for name, _, value in wire[1]:
             target[name.decode()] = value.decode()
     return wire[2]
+
+
+# Pay-i's header names as httpx keeps them: (name, lower-case name), encoded once.
+_WIRE_NAMES: dict[str, tuple[bytes, bytes]] = {
+    name: (name.encode(), low.encode()) for low, name in CANONICAL.items()
+}
+
+
+def _wire_name(name: str) -> tuple[bytes, bytes]:
+    found = _WIRE_NAMES.get(name)
+    return (name.encode(), name.lower().encode()) if found is None else found
 
 
 def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:

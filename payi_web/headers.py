@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from ._fields import Deferred
 from ._log import warn_once
-from .context import Frame, Properties, Props, current_frame
+from .context import Frame, LazyId, Properties, Props, current_frame
 
 __all__ = ["PayiHeaders", "payi_headers"]
 
@@ -117,47 +118,52 @@ def _safe(value: str, header: str) -> str:
     return value if value.isascii() and value.isprintable() else header_safe(value, header)
 
 
-def _build(frame: Frame, proxy: bool) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    add = out.append
+def _build(frame: Frame, proxy: bool) -> dict[str, str]:
+    # Straight-line: this runs for every scope that makes a GenAI call.
+    out: dict[str, str] = {}
     name = frame.use_case_name
     if name:
-        add((H.USE_CASE_NAME, _safe(name, H.USE_CASE_NAME)))
-        use_case_id = frame.resolved_use_case_id()
+        out[H.USE_CASE_NAME] = _safe(name, H.USE_CASE_NAME)
+        use_case_id = frame.use_case_id
         if use_case_id is not None:
-            add((H.USE_CASE_ID, _safe(use_case_id, H.USE_CASE_ID)))
+            if isinstance(use_case_id, LazyId):
+                use_case_id = use_case_id.get()
+            out[H.USE_CASE_ID] = _safe(use_case_id, H.USE_CASE_ID)
         if frame.use_case_version is not None:
-            add((H.USE_CASE_VERSION, str(frame.use_case_version)))
+            out[H.USE_CASE_VERSION] = str(frame.use_case_version)
         if frame.use_case_step is not None:
-            add((H.USE_CASE_STEP, _safe(frame.use_case_step, H.USE_CASE_STEP)))
+            out[H.USE_CASE_STEP] = _safe(frame.use_case_step, H.USE_CASE_STEP)
     if frame.use_case_properties is not None:
-        add((H.USE_CASE_PROPERTIES, _encode_props(frame.use_case_properties, proxy)))
+        out[H.USE_CASE_PROPERTIES] = _encode_props(frame.use_case_properties, proxy)
     if frame.limit_ids:
-        add((H.LIMIT_IDS, _safe(",".join(frame.limit_ids), H.LIMIT_IDS)))
-    for header, value in (
-        (H.USER_ID, frame.resolved_user_id()),
-        (H.ACCOUNT_NAME, frame.resolved_account_name()),
-    ):
-        if value:
-            add((header, _safe(value, header)))
+        out[H.LIMIT_IDS] = _safe(",".join(frame.limit_ids), H.LIMIT_IDS)
+    value = frame.user_id
+    if isinstance(value, Deferred):
+        value = value.get()
+    if value:
+        out[H.USER_ID] = _safe(value, H.USER_ID)
+    value = frame.account_name
+    if isinstance(value, Deferred):
+        value = value.get()
+    if value:
+        out[H.ACCOUNT_NAME] = _safe(value, H.ACCOUNT_NAME)
     if frame.request_properties is not None:
-        add((H.REQUEST_PROPERTIES, _encode_props(frame.request_properties, proxy)))
-    for header, value in (
-        (H.PRICE_AS_CATEGORY, frame.price_as_category),
-        (H.PRICE_AS_RESOURCE, frame.price_as_resource),
-        (H.RESOURCE_SCOPE, frame.resource_scope),
-    ):
-        if value:
-            add((header, _safe(value, header)))
+        out[H.REQUEST_PROPERTIES] = _encode_props(frame.request_properties, proxy)
+    if frame.price_as_category:
+        out[H.PRICE_AS_CATEGORY] = _safe(frame.price_as_category, H.PRICE_AS_CATEGORY)
+    if frame.price_as_resource:
+        out[H.PRICE_AS_RESOURCE] = _safe(frame.price_as_resource, H.PRICE_AS_RESOURCE)
+    if frame.resource_scope:
+        out[H.RESOURCE_SCOPE] = _safe(frame.resource_scope, H.RESOURCE_SCOPE)
     if frame.log_prompt_and_response is False:
-        add((H.LOGGING_DISABLE, "True"))
-    return tuple(out)
+        out[H.LOGGING_DISABLE] = "True"
+    return out
 
 
 def _cached(frame: Frame, proxy: bool) -> tuple[dict[str, str], Mapping[str, str]]:
     cached = frame.headers.get(proxy)
     if cached is None:
-        headers = dict(_build(frame, proxy))
+        headers = _build(frame, proxy)
         cached = frame.headers[proxy] = (headers, MappingProxyType(headers))
     return cached
 
