@@ -17,7 +17,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.http import HttpRequest
@@ -77,11 +77,16 @@ def _default_user_id(request: HttpRequest) -> str | None:
     # Whatever `request.user` is now: Django's lazy user, or the user DRF authenticated and set
     # on the HttpRequest inside the view.
     user = getattr(request, "user", None)
-    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
-        # An async view loaded it with `await request.auser()`: the lazy user would load it again.
-        loaded = getattr(request, "_acached_user", None)
-        if loaded is not None:
-            return user_pk(loaded)
+    if isinstance(user, SimpleLazyObject):
+        loaded = user._wrapped
+        if loaded is empty:
+            # An async view loaded it with `await request.auser()`: the lazy user would load it again.
+            loaded = getattr(request, "_acached_user", None)
+            if loaded is None:
+                return user_pk(user)  # loads it
+        # Loaded (the view's `request.user` usually did it): read it without the lazy object,
+        # whose every attribute costs a proxy lookup.
+        return user_pk(loaded)
     return user_pk(user)
 
 
@@ -96,8 +101,34 @@ async def _adefault_user_id(request: HttpRequest) -> str | None:
     return user_pk(user)  # set by DRF, or already loaded: no I/O
 
 
+class _Resolvers(NamedTuple):
+    """Which of a settings object's resolvers are `async def`: decided once, not per request."""
+
+    settings: PayiSettings
+    user_id: bool
+    account_name: bool
+    context: bool
+
+
+_resolvers: _Resolvers | None = None
+
+
+def _resolvers_of(settings: PayiSettings) -> _Resolvers:
+    global _resolvers
+    found = _resolvers
+    if found is None or found.settings is not settings:
+        found = _resolvers = _Resolvers(
+            settings,
+            *(
+                fn is not None and iscoroutinefunction(fn)
+                for fn in (settings.USER_ID, settings.ACCOUNT_NAME, settings.CONTEXT)
+            ),
+        )
+    return found
+
+
 def _deferred(
-    name: str, resolver: Callable[..., Any] | None, request: HttpRequest, home: Home | None
+    name: str, resolver: Callable[..., Any] | None, is_async: bool, request: HttpRequest, home: Home | None
 ) -> Deferred:
     if resolver is None:  # the default USER_ID
         return Deferred(
@@ -106,7 +137,7 @@ def _deferred(
             name=name,
         )
     fn = resolver
-    if iscoroutinefunction(fn):
+    if is_async:
 
         def resolve() -> Any:
             if home is not None:
@@ -153,9 +184,14 @@ def _context_failed() -> None:
 def _frame(
     request: HttpRequest, settings: PayiSettings, extra: dict[str, Any], home: Home | None = None
 ) -> Frame:
-    args: dict[str, Any] = {"user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, request, home)}
+    is_async = _resolvers_of(settings)
+    args: dict[str, Any] = {
+        "user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, is_async.user_id, request, home)
+    }
     if settings.ACCOUNT_NAME is not None:
-        args["account_name"] = _deferred("PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, request, home)
+        args["account_name"] = _deferred(
+            "PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, is_async.account_name, request, home
+        )
     args.update(extra)  # CONTEXT's explicit user_id/account_name win over the resolvers
     return Frame.child(current_scope(), args)
 
@@ -166,7 +202,8 @@ def request_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
     context = settings.CONTEXT
     if context is not None:
         try:
-            value = async_to_sync(context)(request) if iscoroutinefunction(context) else context(request)
+            is_async = _resolvers_of(settings).context
+            value = async_to_sync(context)(request) if is_async else context(request)
             extra = _context_fields(value)
         except Exception:
             _context_failed()
@@ -180,7 +217,7 @@ async def arequest_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
     if context is not None:
         try:
             value = context(request)
-            if iscoroutinefunction(context):
+            if _resolvers_of(settings).context:
                 value = await value
             extra = _context_fields(value)
         except Exception:
@@ -189,4 +226,5 @@ async def arequest_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
 
 
 def _has_async_resolver(settings: PayiSettings) -> bool:
-    return any(iscoroutinefunction(fn) for fn in (settings.USER_ID, settings.ACCOUNT_NAME) if fn is not None)
+    is_async = _resolvers_of(settings)
+    return is_async.user_id or is_async.account_name

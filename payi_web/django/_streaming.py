@@ -47,9 +47,17 @@ async def _abind(content: AsyncIterator[bytes], frame: Frame) -> AsyncIterator[b
         yield chunk
 
 
+# Set on a response whose content is bound already (by `@track` on the view): a frame inside
+# the request's, whose every step the middleware's binding would only wrap once more.
+_BOUND = "_payi_web_bound"
+
+
 def bind_response(response: R, frame: Frame) -> R:
     """`response`, its streamed content (if any) bound to `frame`. Files are left alone (sendfile)."""
     if isinstance(response, StreamingHttpResponse) and not isinstance(response, FileResponse):
+        if response.__dict__.get(_BOUND):
+            return response
+        response.__dict__[_BOUND] = True
         if response.is_async:
             response.streaming_content = _abind(response.streaming_content, frame)  # type: ignore[arg-type]
         else:
