@@ -266,6 +266,9 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
     return frame
 
 
+_LATEST_WINS: Final = frozenset(
+    ("user_id", "account_name", "price_as_category", "price_as_resource", "resource_scope")
+)
 _USE_CASE_ARGS: Final = frozenset(
     ("use_case_name", "use_case_id", "use_case_version", "use_case_step", "use_case_properties")
 )
@@ -294,7 +297,9 @@ def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
     for name, value in args.items():
         if value is None:
             continue
-        if name == "request_properties":
+        if name in _LATEST_WINS:  # "" blocks inheritance
+            setattr(frame, name, value or None)
+        elif name == "request_properties":
             frame.request_properties = _props(value, parent.request_properties)
         elif name in _USE_CASE_ARGS:
             use_case = True
@@ -305,10 +310,8 @@ def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
             else:
                 # Deterministic union: the parent's ids first, then the new ones, no duplicates.
                 frame.limit_ids = tuple(dict.fromkeys(parent_ids + value if parent_ids else value))
-        elif name == "proxy" or name == "log_prompt_and_response":
-            setattr(frame, name, value)  # False is a value
-        else:  # user_id, account_name, price_as_*, resource_scope: "" blocks inheritance
-            setattr(frame, name, value or None)
+        else:  # proxy, log_prompt_and_response: False is a value
+            setattr(frame, name, value)
     if use_case:
         _fill_use_case(frame, parent, args)
 
