@@ -189,3 +189,16 @@ def test_an_async_resolver_works_from_a_sync_view(
     client.force_login(make_user("alice", account="acme"))
     assert client.get("/summary/").status_code == 200
     assert payi_calls[0].context.account_name == "acme"
+
+
+@pytest.mark.parametrize("action", ["nothing", "read", "switch", "logout"])
+def test_the_default_user_id_is_request_user_at_the_first_call(
+    client: Client, make_user: Any, provider: FakeProvider, action: str
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    client.force_login(alice)
+    body = client.get("/user-changed/", {"do": action, "to": "bob"}).json()
+    expected = {"nothing": alice.pk, "read": alice.pk, "switch": bob.pk, "logout": None}[action]
+    assert body == {"user_id": None if expected is None else str(expected), "current": expected}
+    [sent] = provider.received
+    assert sent.headers.get("xproxy-user-id") == (None if expected is None else str(expected))

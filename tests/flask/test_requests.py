@@ -390,3 +390,38 @@ def test_requests_in_one_thread_do_not_leak_into_each_other(payi: PayiTracking) 
         assert web.get("/ctx").get_json()["user_id"] == user
         assert current_var.get() is None
     payi_web.configure()
+
+
+@pytest.mark.parametrize(
+    ("before_call", "expected"),
+    [
+        ("nothing", "u2"),  # the view never touched current_user: the resolver loads it
+        ("read", "u2"),  # current_user loaded by the view
+        ("switch", "u7"),  # login_user() of another user inside the view, before the call
+        ("logout", None),  # logout_user() inside the view, before the call
+    ],
+)
+def test_the_default_user_id_is_flask_logins_user_at_the_first_call(
+    provider: FakeProvider, payi: PayiTracking, before_call: str, expected: str | None
+) -> None:
+    app = make_app()
+    payi.init_app(app)
+    client = openai_for(provider)
+
+    @app.post("/chat")
+    def chat() -> Any:
+        if before_call == "read":
+            assert flask_login.current_user.get_id() == "u2"
+        elif before_call == "switch":
+            flask_login.login_user(USERS["u7"])
+        elif before_call == "logout":
+            flask_login.logout_user()
+        client.chat.completions.create(**CHAT)
+        return {"user_id": get_context().user_id, "current": flask_login.current_user.get_id()}
+
+    web = app.test_client()
+    web.get("/login/u2")
+    body = web.post("/chat").get_json()
+    assert body == {"user_id": expected, "current": expected}
+    [sent] = provider.received
+    assert sent.headers.get("xproxy-user-id") == expected

@@ -10,6 +10,7 @@ router.register("api/chats", views.ChatViewSet, basename="chats")
 
 urlpatterns = [
     path("plain/", views.plain),
+    path("user-changed/", views.user_changed_in_view),
     path("context/", views.context),
     path("health/genai/", views.health),
     path("summary/", views.summary),

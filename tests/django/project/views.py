@@ -160,3 +160,18 @@ class ChatViewSet(viewsets.ViewSet):
 @api_view(["POST"])
 def drf_function(request: Request) -> Response:
     return Response({"text": genai.ask()})
+
+
+def user_changed_in_view(request: HttpRequest) -> JsonResponse:
+    """Reads, replaces or logs out `request.user` (per `?do=`) before its GenAI call."""
+    from django.contrib.auth import get_user_model, login, logout
+
+    action = request.GET.get("do", "nothing")
+    if action == "read":
+        assert request.user.is_authenticated
+    elif action == "switch":
+        login(request, get_user_model().objects.get(username=request.GET["to"]))
+    elif action == "logout":
+        logout(request)
+    genai.ask()
+    return JsonResponse({"user_id": get_context().user_id, "current": request.user.pk})
