@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the README's run: 10 on/off pairs of 250 requests per model; RSS after 10k and 50k "
+        help="the README's run: 20 on/off pairs of 250 requests per model; RSS after 10k and 50k "
         "requests on django-gunicorn",
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--users", type=int, default=64, help="concurrent clients, each its own user")
     parser.add_argument("--phase", type=int, default=250, help="requests per phase")
-    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 10)")
+    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 20)")
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests per server first")
     parser.add_argument("--memory-at", type=_ints, help="RSS after these many requests (--full: 10000,50000)")
     parser.add_argument("--memory-models", help="read RSS on these (default: all; --full: django-gunicorn)")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         models=tuple(m for m in args.models.split(",") if m),
         users=args.users,
         phase=args.phase,
-        pairs=args.pairs or (10 if args.full else 4),
+        pairs=args.pairs or (20 if args.full else 4),
         warmup=args.warmup,
         memory_at=args.memory_at if args.memory_at is not None else ((10_000, 50_000) if args.full else ()),
         memory_models=tuple(args.memory_models.split(","))
