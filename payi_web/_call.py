@@ -318,7 +318,8 @@ def _add_context_headers(
         added = [*headers.items()]
         if config.api_key:
             added.append((_API_KEY, config.api_key))
-        encoded = tuple([_wire_name(k) + (v.encode(),) for k, v in added])  # noqa: RUF005 - one C-level concatenation
+        # Every name here is one of Pay-i's: its encodings are known.
+        encoded = tuple([_WIRE_NAMES[k] + (v.encode(),) for k, v in added])
         wire = frame.wire = (config.api_key, encoded, headers)
     if entries is not None:
         entries.extend(wire[1])
@@ -332,11 +333,6 @@ def _add_context_headers(
 _WIRE_NAMES: dict[str, tuple[bytes, bytes]] = {
     name: (name.encode(), low.encode()) for low, name in CANONICAL.items()
 }
-
-
-def _wire_name(name: str) -> tuple[bytes, bytes]:
-    found = _WIRE_NAMES.get(name)
-    return (name.encode(), name.lower().encode()) if found is None else found
 
 
 def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:
