@@ -69,8 +69,10 @@ class Deferred:
         aresolve: Callable[[], Awaitable[object]] | None = None,
         name: str = "resolver",
     ) -> None:
-        self._resolve = resolve
-        self._aresolve = aresolve
+        # Dropped once settled: they hold the request (its user, session, app context), which must
+        # not outlive it in a frame that a streamed body, a record or a worker thread keeps.
+        self._resolve: Callable[[], object] | None = resolve
+        self._aresolve: Callable[[], Awaitable[object]] | None = aresolve
         self._name = name
         self._value: str | None = None
         self._done = False
@@ -94,6 +96,7 @@ class Deferred:
             value = None
         self._value = value or None
         self._done = True
+        self._resolve = self._aresolve = None
 
     def _failed(self) -> None:
         warn_once(
@@ -104,6 +107,7 @@ class Deferred:
         )
         self._value = None
         self._done = True
+        self._resolve = self._aresolve = None
 
     def get(self) -> str | None:
         if not self._done:
@@ -113,7 +117,7 @@ class Deferred:
                         return None  # the resolver itself asked (e.g. via get_context()): not known yet
                     self._resolving = True
                     try:
-                        self._settle(self._resolve())
+                        self._settle(self._resolve())  # type: ignore[misc]  # set until settled
                     except Exception:
                         self._failed()
                     finally:

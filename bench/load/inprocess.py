@@ -41,23 +41,25 @@ from bench.load.plans import (
     username,
 )
 
-USERS = 8
+
+def _users(threads: int) -> int:
+    return max(8, threads)
 
 
 # --- the child: one app, one mode ------------------------------------------------------------------
 
 
-def _flask_requester() -> Any:
+def _flask_requester(users: int) -> Any:
     from bench.load.flask_app import app
 
     clients = []
-    for n in range(USERS):
+    for n in range(users):
         client = app.test_client()
         assert client.post("/login", data={"username": username(n), "password": PASSWORD}).status_code == 200
         clients.append(client)
 
     def request(n: int, plan: str, rid: str) -> None:
-        response = clients[n % USERS].get(f"/chat/{plan}/", headers={"X-Request-Id": rid})
+        response = clients[n % users].get(f"/chat/{plan}/", headers={"X-Request-Id": rid})
         body = response.get_data()
         assert response.status_code == 200, body[:200]
         response.close()
@@ -65,20 +67,20 @@ def _flask_requester() -> Any:
     return request
 
 
-def _django_requester() -> Any:
+def _django_requester(users: int) -> Any:
     import django
 
     django.setup()
     from django.test import Client
 
     clients = []
-    for n in range(USERS):
+    for n in range(users):
         client = Client()
         assert client.post("/login/", {"username": username(n), "password": PASSWORD}).status_code == 200
         clients.append(client)
 
     def request(n: int, plan: str, rid: str) -> None:
-        response = clients[n % USERS].get(f"/chat/{plan}/", headers={"X-Request-Id": rid})
+        response = clients[n % users].get(f"/chat/{plan}/", headers={"X-Request-Id": rid})
         if response.streaming:
             b"".join(response.streaming_content)
         assert response.status_code == 200, response.content[:200] if not response.streaming else ""
@@ -87,22 +89,32 @@ def _django_requester() -> Any:
     return request
 
 
-def child(framework: str, plans: list[str], warmup: int, count: int) -> None:
-    """Warm up, then time `count` requests; print the CPU seconds they took."""
-    request = _flask_requester() if framework == "flask" else _django_requester()
+def child(framework: str, plans: list[str], warmup: int, count: int, threads: int) -> None:
+    """Warm up, then time `count` requests (over `threads` threads); print the CPU seconds they took."""
+    users = _users(threads)
+    request = _flask_requester(users) if framework == "flask" else _django_requester(users)
     for i in range(warmup):
         request(i, plans[i % len(plans)], f"w-{i}")
+
+    def run(first: int) -> None:
+        # One user (a test client with its cookies) per thread, as a connection to a server.
+        for i in range(first, count, threads):
+            request(first, plans[i % len(plans)], f"m-{i}")
+
     started = time.process_time()
-    for i in range(count):
-        request(i, plans[i % len(plans)], f"m-{i}")
+    if threads == 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, range(threads)))
     print(json.dumps({"cpu": time.process_time() - started}))
 
 
 # --- the parent ------------------------------------------------------------------------------------
 
 
-def _env(framework: str, on: bool, provider: str, db: str) -> dict[str, str]:
-    env = {**_base_env(), ENV_MODE: "on" if on else "off", ENV_PROVIDER: provider, ENV_USERS: str(USERS)}
+def _env(framework: str, on: bool, provider: str, db: str, users: int) -> dict[str, str]:
+    env = {**_base_env(), ENV_MODE: "on" if on else "off", ENV_PROVIDER: provider, ENV_USERS: str(users)}
     if framework == "django":
         env.update(
             {ENV_DB: db, ENV_SERVER: "wsgi", "DJANGO_SETTINGS_MODULE": "bench.load.django_app.settings"}
@@ -115,8 +127,8 @@ def _run_child(
 ) -> float:
     """CPU seconds of `count` requests, or (cachegrind) instructions."""
     command = [sys.executable, "-m", "bench.load.inprocess", "--child", framework, "--plans", args.plans]
-    command += ["--warmup", str(args.warmup), "--requests", str(count)]
-    env = _env(framework, on, provider, db)
+    command += ["--warmup", str(args.warmup), "--requests", str(count), "--threads", str(args.threads)]
+    env = _env(framework, on, provider, db, _users(args.threads))
     if not args.cachegrind:
         out = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
         return float(json.loads(out.stdout.strip().splitlines()[-1])["cpu"])
@@ -169,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=6, help="on/off runs each, alternating (CPU time only)")
     parser.add_argument("--cachegrind", action="store_true", help="count instructions with valgrind")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="requests from this many threads at once (a threaded server)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plans = [plan for plan in args.plans.split(",") if plan]
     if args.child:
-        child(args.child, plans, args.warmup, args.requests)
+        child(args.child, plans, args.warmup, args.requests, args.threads)
         return 0
     args.requests = args.requests or (100 if args.cachegrind else 1500)
     if args.cachegrind and shutil.which("valgrind") is None:
@@ -193,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             for framework in args.frameworks.split(","):
                 db = str(Path(tmp) / "django.sqlite3")
                 if framework == "django":
-                    _setup_django_db(db, USERS)
+                    _setup_django_db(db, _users(args.threads))
                 cost = _measure(framework, args, url, db)
                 shown = {
                     on: f"{cost[on] / 1000:,.1f}k" if args.cachegrind else f"{cost[on]:,.0f}" for on in cost

@@ -311,6 +311,7 @@ def _leave_request(exc: BaseException | None) -> None:
         try:
             scope.resolve_for_body()
         finally:
+            scope.body = None  # the body refers to its scope: no cycle left to the garbage collector
             scope.end()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
 from typing import Any
@@ -13,7 +14,7 @@ from django.test import Client
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
 
-from .project import accounts
+from .project import accounts, views
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +76,22 @@ def test_user_and_account_are_resolved_once_at_the_first_call(
     assert accounts.calls["account_name"] == before + 1
     assert [c.context.account_name for c in payi_calls] == ["acme", "acme"]
     assert len({c.context.use_case_id for c in payi_calls}) == 1
+
+
+def test_work_handed_on_keeps_its_attribution_but_not_the_request(
+    client: Client, make_user: Any, provider: FakeProvider
+) -> None:
+    alice = make_user("alice", account="acme")
+    client.force_login(alice)
+    response = client.get("/handed-on/")
+    assert response.content == b"queued"
+    del response  # the test client's response refers to its request
+    gc.collect()
+    request, task = views.handed_on_work.pop()
+    assert request() is None  # the queued task holds the attribution, not the request
+    task()
+    sent = [(r.headers["xproxy-user-id"], r.headers["xproxy-account-name"]) for r in provider.received]
+    assert sent == [(str(alice.pk), "acme")] * 2
 
 
 def test_get_context_in_a_view_resolves_the_user(client: Client, make_user: Any) -> None:

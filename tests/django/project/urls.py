@@ -15,6 +15,7 @@ urlpatterns = [
     path("health/genai/", views.health),
     path("summary/", views.summary),
     path("twice/", views.twice),
+    path("handed-on/", views.handed_on),
     path("nested/", views.nested),
     path("achat/", views.achat),
     path("blocking/", views.blocking_in_async),

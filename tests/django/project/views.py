@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +38,17 @@ def health(request: HttpRequest) -> JsonResponse:  # under EXCLUDE_PATHS
 @track(use_case_name="summary")
 def summary(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"text": genai.ask()})
+
+
+# What `handed_on` queued for later, and a weak reference to each request it came from.
+handed_on_work: list[tuple[weakref.ref[HttpRequest], Callable[[], str]]] = []
+
+
+@track(use_case_name="handed_on")
+def handed_on(request: HttpRequest) -> HttpResponse:
+    genai.ask("now")  # the user and account are resolved here
+    handed_on_work.append((weakref.ref(request), bind_context(lambda: genai.ask("later"))))
+    return HttpResponse("queued")
 
 
 @track(use_case_name="twice")
