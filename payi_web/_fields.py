@@ -60,7 +60,17 @@ class Deferred:
     an event loop (e.g. Django's `request.auser()`).
     """
 
-    __slots__ = ("_aresolve", "_done", "_lock", "_name", "_pending", "_resolve", "_resolving", "_value")
+    __slots__ = (
+        "_aresolve",
+        "_done",
+        "_lock",
+        "_name",
+        "_pending",
+        "_pending_task",
+        "_resolve",
+        "_resolving",
+        "_value",
+    )
 
     def __init__(
         self,
@@ -79,7 +89,9 @@ class Deferred:
         # Re-entrant: a resolver that reads the context in its own thread sees the field unset.
         self._lock = _new_rlock()
         self._resolving = False
-        self._pending: asyncio.Future[object] | None = None
+        # The async resolution under way (awaited in `_pending_task`), which concurrent calls wait for.
+        self._pending: asyncio.Future[None] | None = None
+        self._pending_task: asyncio.Task[Any] | None = None
 
     def __repr__(self) -> str:
         state = repr(self._value) if self._done else "unresolved"
@@ -97,6 +109,7 @@ class Deferred:
         self._value = value or None
         self._done = True
         self._resolve = self._aresolve = None
+        self._pending_task = None
 
     def _failed(self) -> None:
         warn_once(
@@ -108,6 +121,7 @@ class Deferred:
         self._value = None
         self._done = True
         self._resolve = self._aresolve = None
+        self._pending_task = None
 
     def get(self) -> str | None:
         if not self._done:
@@ -115,31 +129,56 @@ class Deferred:
                 if not self._done:
                     if self._resolving:
                         return None  # the resolver itself asked (e.g. via get_context()): not known yet
+                    resolve = self._resolve
+                    if resolve is None:  # settled meanwhile, by an async resolution
+                        return self._value
                     self._resolving = True
                     try:
-                        self._settle(self._resolve())  # type: ignore[misc]  # set until settled
+                        value = resolve()
                     except Exception:
-                        self._failed()
+                        if not self._done:
+                            self._failed()
+                    else:
+                        if not self._done:
+                            self._settle(value)
                     finally:
                         self._resolving = False
         return self._value
 
     async def aget(self) -> str | None:
-        if self._done:
-            return self._value
-        if self._aresolve is None:
-            return self.get()
-        if self._pending is None:
-            # Concurrent calls of one request share one resolution.
-            self._pending = asyncio.ensure_future(self._aresolve())
+        while not self._done:
+            aresolve = self._aresolve
+            if aresolve is None:
+                return self.get()
+            pending = self._pending
+            if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+                return await self._aresolve_here(aresolve)
+            if self._pending_task is asyncio.current_task():
+                return None  # the resolver itself asked (e.g. via get_context()): not known yet
+            # Another call of the request is resolving it: wait for that one, whatever its end
+            # (if it was cancelled, the loop above resolves it here).
+            await asyncio.wait((pending,))
+        return self._value
+
+    async def _aresolve_here(self, aresolve: Callable[[], Awaitable[object]]) -> str | None:
+        # Awaited in place, not in a task of its own: a task and a shield cost two more turns of
+        # the event loop on every request's first call. Concurrent calls wait on `_pending`.
+        pending = self._pending = asyncio.get_running_loop().create_future()
+        self._pending_task = asyncio.current_task()
         try:
-            value = await asyncio.shield(self._pending)
+            value = await aresolve()
         except Exception:
             if not self._done:
                 self._failed()
+        except BaseException:  # cancelled: a waiting call resolves it instead
+            if self._pending is pending:
+                self._pending = self._pending_task = None
+            raise
         else:
             if not self._done:
                 self._settle(value)
+        finally:
+            pending.set_result(None)
         return self._value
 
 

@@ -252,6 +252,16 @@ class Process:
         self._log.close()
 
 
+def _idle_seconds() -> float:
+    """The machine's idle time so far, all CPUs (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return 0.0
+    return (int(fields[4]) + int(fields[5])) / _TICKS  # idle, iowait
+
+
 async def _wait_ready(proc: Process, path: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -539,9 +549,13 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
                 raise TimeoutError(f"the run exceeded its time limit ({options.max_seconds:.0f}s)")
             phase_no += 1
             tag = f"{model.name}-{phase_no}{'on' if on else 'off'}"
-            cpu = servers[on].cpu_seconds()
+            cpu, provider_cpu = servers[on].cpu_seconds(), provider.cpu_seconds()
+            client_cpu, idle = time.process_time(), _idle_seconds()
             seconds, latencies = await _phase(tag, on, conns[on], users, plans, count, provider, result)
             cpu = servers[on].cpu_seconds() - cpu
+            provider_cpu = provider.cpu_seconds() - provider_cpu  # with its check's drain
+            client_cpu = time.process_time() - client_cpu
+            busy = 1 - (_idle_seconds() - idle) / (seconds * (os.cpu_count() or 1))
             stats = result.on if on else result.off
             if timed:
                 stats.cpu_seconds += cpu
@@ -558,7 +572,8 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
                         rss_read.append(f"; RSS after {served} requests {_mib(result.rss[point])} MiB")
             log(
                 f"  {tag}: {count} requests in {seconds:.1f}s ({count / seconds:.0f}/s, server CPU "
-                f"{cpu / count * 1000:.2f} ms/request)"
+                f"{cpu / count * 1000:.2f} ms/request, provider {provider_cpu / count * 1000:.2f}, "
+                f"client {client_cpu / count * 1000:.2f}; machine {busy:.0%} busy)"
                 f"{'' if timed else f' [{label}]'}; mismatches so far {result.mismatches}" + "".join(rss_read)
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import warnings
 from typing import Any
@@ -140,6 +141,43 @@ async def test_an_async_account_resolver(
     assert (await alice_client.get("/blocking/")).status_code == 200
     assert [c.context.account_name for c in payi_calls] == ["acme", "acme"]
     assert accounts.calls["aaccount_name"] == before + 2  # once per request
+
+
+async def test_concurrent_calls_of_a_request_share_one_async_resolution(
+    make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
+) -> None:
+    settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": "tests.django.project.accounts.aaccount_name"}
+    clients = []
+    for n in range(6):
+        user = await sync_to_async(make_user)(f"user{n}", account=f"acct{n % 3}")
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        clients.append((user, client))
+    before = accounts.calls["aaccount_name"]
+    # Six users at once, two requests each, each request making three calls at once.
+    responses = await asyncio.gather(*(client.get("/gathered/") for _, client in clients for _ in range(2)))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert accounts.calls["aaccount_name"] == before + 12  # once per request
+    accounts_of = {str(user.pk): f"acct{n % 3}" for n, (user, _) in enumerate(clients)}
+    assert len(payi_calls) == 36
+    assert all(call.context.account_name == accounts_of[call.context.user_id] for call in payi_calls)
+    assert {call.context.use_case_name for call in payi_calls} == {"gathered"}
+    sent = [(r.headers["xproxy-user-id"], r.headers["xproxy-account-name"]) for r in provider.received]
+    assert all(accounts_of[user_id] == account for user_id, account in sent)
+
+
+async def test_a_call_cancelled_while_resolving_leaves_the_resolution_to_the_next(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
+) -> None:
+    settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": "tests.django.project.accounts.gated_account"}
+    before = accounts.calls["gated_account"]
+    response = await asyncio.wait_for(alice_client.get("/cancelled/"), 10)  # no call left waiting
+    assert response.status_code == 200
+    assert response.json()["first_cancelled"] is True
+    assert accounts.calls["gated_account"] > before
+    [call] = payi_calls  # the cancelled call never went out
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "gated")
+    assert provider.received[0].headers["xproxy-account-name"] == "gated"
 
 
 async def test_failing_resolvers_under_asgi(

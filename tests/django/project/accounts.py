@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.http import HttpRequest
 from .models import Membership
 
 # Counts resolver calls, so that tests can check "at most once per request".
-calls: dict[str, int] = {"account_name": 0, "aaccount_name": 0}
+calls: dict[str, int] = {"account_name": 0, "aaccount_name": 0, "gated_account": 0}
 # The threads the async resolver ran on, in order.
 async_threads: list[str] = []
 
@@ -49,3 +50,19 @@ def request_context(request: HttpRequest) -> dict[str, Any]:
 
 def failing_resolver(request: HttpRequest) -> str | None:
     raise RuntimeError("resolver broke on purpose")
+
+
+class Gate:
+    """What `gated_account` waits for: `entered` when it runs, `open` to let it answer."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.open = asyncio.Event()
+
+
+async def gated_account(request: HttpRequest) -> str | None:
+    calls["gated_account"] += 1
+    gate: Gate = request.gate  # type: ignore[attr-defined]
+    gate.entered.set()
+    await gate.open.wait()
+    return "gated"

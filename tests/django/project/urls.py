@@ -18,6 +18,8 @@ urlpatterns = [
     path("handed-on/", views.handed_on),
     path("nested/", views.nested),
     path("achat/", views.achat),
+    path("gathered/", views.gathered),
+    path("cancelled/", views.cancelled_resolution),
     path("blocking/", views.blocking_in_async),
     path("loaded-then-thread/", views.loaded_then_thread),
     path("pooled/", views.pooled_in_async),

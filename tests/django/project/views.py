@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 
 from payi_web import bind_context, get_context, track
 
-from . import genai
+from . import accounts, genai
 
 
 def plain(request: HttpRequest) -> HttpResponse:
@@ -69,6 +70,30 @@ def nested(request: HttpRequest) -> JsonResponse:
 @track(use_case_name="achat")
 async def achat(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"text": await genai.aask()})
+
+
+@track(use_case_name="gathered")
+async def gathered(request: HttpRequest) -> JsonResponse:
+    # Three calls at once, each the first to need the account: they share one resolution.
+    texts = await asyncio.gather(genai.aask("one"), genai.aask("two"), genai.aask("three"))
+    return JsonResponse({"text": texts})
+
+
+@track(use_case_name="cancelled")
+async def cancelled_resolution(request: HttpRequest) -> JsonResponse:
+    # The first call is cancelled while its account resolver runs (see accounts.gated_account);
+    # the second, waiting for that resolution meanwhile, resolves it in its place.
+    gate = request.gate = accounts.Gate()  # type: ignore[attr-defined]
+    first = asyncio.ensure_future(genai.aask("first"))
+    await gate.entered.wait()
+    second = asyncio.ensure_future(genai.aask("second"))
+    for _ in range(20):  # let the second call reach the resolution under way
+        await asyncio.sleep(0)
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    gate.open.set()
+    return JsonResponse({"text": await second, "first_cancelled": first.cancelled()})
 
 
 @track(use_case_name="blocking")
