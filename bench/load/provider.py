@@ -9,8 +9,8 @@ connections, and records for every call:
     [request id, call kind, user id, account name, use case name, request properties, any xProxy header]
 
 the first two parsed from the prompt (see `plans.py`), the rest from the Pay-i headers
-(request properties decoded from base64 JSON). `GET /_records` returns the records so far and
-forgets them (the harness drains them after each phase, so memory stays bounded);
+(request properties decoded from base64 JSON when drained). `GET /_records` returns the records
+so far and forgets them (the harness drains them after each phase, so memory stays bounded);
 `GET /_stats` returns counters.
 
     python -m bench.load.provider --fd N      # serve on an inherited listening socket
@@ -137,6 +137,8 @@ class Recorder:
             return BAD_REQUEST
         parsed = parse_prompt(text) if isinstance(text, str) else None
         rid, kind = parsed if parsed is not None else (None, None)
+        # The properties header is decoded when the records are drained, between phases: the
+        # provider's work per call in the timed phases is then the same with payi-web on or off.
         self.records.append(
             [
                 rid,
@@ -144,7 +146,7 @@ class Recorder:
                 headers.get("xproxy-user-id"),
                 headers.get("xproxy-account-name"),
                 headers.get("xproxy-usecase-name"),
-                _properties(headers.get("xproxy-request-properties")),
+                headers.get("xproxy-request-properties"),
                 any(name.startswith("xproxy-") for name in headers),
             ]
         )
@@ -156,6 +158,8 @@ class Recorder:
 
     def drain(self) -> bytes:
         records, self.records = self.records, []
+        for record in records:
+            record[5] = _properties(record[5])
         return json.dumps(records, separators=(",", ":")).encode()
 
     def stats(self) -> bytes:
