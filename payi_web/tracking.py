@@ -8,7 +8,7 @@ import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import Token
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 from typing_extensions import Unpack
 
@@ -105,6 +105,19 @@ async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator
             raise
         except BaseException as exc:
             error = exc
+
+
+def runs_in_its_own_scope(iterator: object) -> bool:
+    """Whether `iterator` is a tracked generator's body, which makes its own frame current at every step.
+
+    Binding such an iterator to another frame would change nothing its steps can see.
+    """
+    code = getattr(iterator, "gi_code", None) or getattr(iterator, "ag_code", None)
+    return code is _DRIVE_CODE or code is _ADRIVE_CODE
+
+
+_DRIVE_CODE: Final = _drive.__code__
+_ADRIVE_CODE: Final = _adrive.__code__
 
 
 # What a tracked function may return that runs *after* it returned: `{type: adapter}`, where

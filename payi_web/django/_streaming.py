@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from django.http import FileResponse, StreamingHttpResponse
 
 from ..context import Frame, current_var
-from ..tracking import _restore, bind_result_type
+from ..tracking import _restore, bind_result_type, runs_in_its_own_scope
 
 __all__ = ["bind_response", "register"]
 
@@ -58,6 +58,10 @@ def bind_response(response: R, frame: Frame) -> R:
         if response.__dict__.get(_BOUND):
             return response
         response.__dict__[_BOUND] = True
+        if runs_in_its_own_scope(getattr(response, "_iterator", None)):
+            # A tracked generator, given as is (Django keeps it in `_iterator`): already bound,
+            # and reading `streaming_content` to wrap it would encode each chunk twice.
+            return response
         if response.is_async:
             response.streaming_content = _abind(response.streaming_content, frame)  # type: ignore[arg-type]
         else:

@@ -93,6 +93,18 @@ async def test_an_async_stream(
     assert call.context.request_properties == {"request_id": "a-2"}
 
 
+async def test_a_tracked_async_generator_as_the_body_under_asgi(
+    alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls
+) -> None:
+    response = await alice_client.get("/atracked-body/", headers={"X-Request-Id": "a-9"})
+    body = await body_of(response.streaming_content)
+    assert body.startswith(b"answer:") and b"offline demo model" in body
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert (call.context.use_case_name, call.context.use_case_step) == ("atracked-body", "answer")
+    assert call.context.request_properties == {"request_id": "a-9"}
+
+
 async def test_a_sync_stream_served_under_asgi(
     alice: Any, alice_client: AsyncClient, provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:

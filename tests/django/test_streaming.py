@@ -48,6 +48,31 @@ def test_an_untracked_stream_keeps_the_request_scope(
     assert call.context.request_properties == {"request_id": "s-2"}
 
 
+@pytest.mark.parametrize(
+    ("path", "use_case"),
+    [("/tracked-body/", "tracked-body"), ("/untracked-view-tracked-body/", None)],
+)
+def test_a_tracked_generator_as_the_body_keeps_its_scope_and_the_views(
+    client: Client,
+    make_user: Any,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    path: str,
+    use_case: str | None,
+) -> None:
+    alice = make_user("alice", account="acme")
+    client.force_login(alice)
+    response = client.get(path, HTTP_X_REQUEST_ID="s-4")
+    chunks = list(response.streaming_content)
+    step = "answer" if use_case else None  # a step belongs to a use case: none without one
+    assert chunks[0] == f"{step}:".encode() and b"offline demo model" in b"".join(chunks)
+    [call] = payi_calls
+    assert (call.context.user_id, call.context.account_name) == (str(alice.pk), "acme")
+    assert (call.context.use_case_name, call.context.use_case_step) == (use_case, step)
+    assert call.context.request_properties == {"request_id": "s-4"}
+    assert get_context().use_case_step is None
+
+
 def test_an_async_stream_served_under_wsgi(
     client: Client, make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:

@@ -143,6 +143,34 @@ async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(genai.astream(), content_type="text/plain")
 
 
+@track(use_case_step="answer")
+def _tracked_answer(prompt: str) -> Any:
+    """A tracked generator: its own scope (a step) at every step of the body."""
+    yield f"{get_context().use_case_step}:"
+    yield from genai.stream(prompt)
+
+
+@track(use_case_step="answer")
+async def _atracked_answer(prompt: str) -> Any:
+    yield f"{get_context().use_case_step}:"
+    async for text in genai.astream(prompt):
+        yield text
+
+
+@track(use_case_name="tracked-body")
+def tracked_body_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_tracked_answer("stream this"), content_type="text/plain")
+
+
+def untracked_view_tracked_body(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_tracked_answer("stream this"), content_type="text/plain")
+
+
+@track(use_case_name="atracked-body")
+async def atracked_body_stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_atracked_answer("stream this"), content_type="text/plain")
+
+
 def untracked_stream(request: HttpRequest) -> StreamingHttpResponse:
     # No @track: the chunks still run in the request's scope (user, account, CONTEXT).
     return StreamingHttpResponse(genai.stream(), content_type="text/plain")
