@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=64, help="concurrent clients, each its own user")
     parser.add_argument("--phase", type=int, default=250, help="requests per phase")
     parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 20)")
+    parser.add_argument(
+        "--windows",
+        type=int,
+        help="side-by-side windows per model: both servers loaded at once, for a second estimate "
+        "of the ratio (default 0)",
+    )
+    parser.add_argument("--window-seconds", type=float, default=4.0, help="seconds per side-by-side window")
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests per server first")
     parser.add_argument("--memory-at", type=_ints, help="RSS after these many requests (--full: 10000,50000)")
     parser.add_argument("--memory-models", help="read RSS on these (default: all; --full: django-gunicorn)")
@@ -52,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         phase=args.phase,
         pairs=args.pairs or (20 if args.full else 4),
+        windows=args.windows or 0,
+        window_seconds=args.window_seconds,
         warmup=args.warmup,
         memory_at=args.memory_at if args.memory_at is not None else ((10_000, 50_000) if args.full else ()),
         memory_models=tuple(args.memory_models.split(","))
@@ -68,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown models: {', '.join(sorted(unknown))}")
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs; {options.users} users, phases of "
-        f"{options.phase} requests, {options.pairs} on/off pairs, warm-up {options.warmup}, "
+        f"{options.phase} requests, {options.pairs} on/off pairs, {options.windows} side-by-side "
+        f"windows of {options.window_seconds:.0f}s, warm-up {options.warmup}, "
         f"RSS at {list(options.memory_at) or 'none'}; provider delay {options.provider_delay}s; ledger off",
         flush=True,
     )

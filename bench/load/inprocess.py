@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.load.harness import REPO, _base_env, _setup_django_db
+from bench.load.harness import _setup_django_db
 from bench.load.plans import (
     ENV_DB,
     ENV_MODE,
@@ -40,6 +40,7 @@ from bench.load.plans import (
     SYNC_PLANS,
     username,
 )
+from bench.load.processes import REPO, base_env
 
 
 def _users(threads: int) -> int:
@@ -114,7 +115,7 @@ def child(framework: str, plans: list[str], warmup: int, count: int, threads: in
 
 
 def _env(framework: str, on: bool, provider: str, db: str, users: int) -> dict[str, str]:
-    env = {**_base_env(), ENV_MODE: "on" if on else "off", ENV_PROVIDER: provider, ENV_USERS: str(users)}
+    env = {**base_env(), ENV_MODE: "on" if on else "off", ENV_PROVIDER: provider, ENV_USERS: str(users)}
     if framework == "django":
         env.update(
             {ENV_DB: db, ENV_SERVER: "wsgi", "DJANGO_SETTINGS_MODULE": "bench.load.django_app.settings"}
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cachegrind needs valgrind (Debian: apt-get install valgrind)")
     provider = subprocess.Popen(
         [sys.executable, "-m", "bench.load.provider", "--port", "0"],
-        env=_base_env(),
+        env=base_env(),
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
