@@ -36,7 +36,7 @@ from bench.load.plans import (
     account,
     username,
 )
-from bench.load.processes import REPO, Process, base_env, idle_seconds, processes, wait_ready
+from bench.load.processes import REPO, Process, base_env, machine_seconds, processes, wait_ready
 from bench.load.report import mib, report
 
 __all__ = ["MODELS", "ModelResult", "Options", "User", "check", "report", "run"]
@@ -135,6 +135,11 @@ MODELS = {
 # --- results ----------------------------------------------------------------------------------------
 
 
+# A phase whose machine lost more than this share of its CPU time to the hypervisor (steal: given
+# to other guests) is not calm: on this shared host steal moves from 0% to 40% within seconds.
+STEAL_LIMIT = 0.05
+
+
 @dataclass
 class ModeStats:
     requests: int = 0
@@ -144,6 +149,7 @@ class ModeStats:
     latencies: list[float] = field(default_factory=list)  # timed phases only, seconds
     cpu_seconds: float = 0.0  # the server's CPU time in timed phases
     phase_rates: list[float] = field(default_factory=list)
+    phase_steal: list[float] = field(default_factory=list)  # share of the machine's CPU time stolen
 
     @property
     def throughput(self) -> float:
@@ -187,6 +193,21 @@ class ModelResult:
     @property
     def pair_ratios(self) -> list[float]:
         return [a / b for a, b in zip(self.on.phase_rates, self.off.phase_rates, strict=False) if b]
+
+    def calm_pairs(self, max_steal: float = STEAL_LIMIT) -> list[int]:
+        """The pairs in which neither phase lost more than `max_steal` of the machine to steal."""
+        steal = zip(self.on.phase_steal, self.off.phase_steal, strict=False)
+        return [n for n, (on, off) in enumerate(steal) if on <= max_steal and off <= max_steal]
+
+    @property
+    def calm_ratio(self) -> float | None:
+        """The ratio over the calm pairs' phases (the same requests per phase: rates average)."""
+        pairs = self.calm_pairs()
+        if not pairs:
+            return None
+        on = sum(1 / self.on.phase_rates[n] for n in pairs)  # seconds per request, summed
+        off = sum(1 / self.off.phase_rates[n] for n in pairs)
+        return off / on
 
     @property
     def memory_growth(self) -> float | None:
@@ -282,12 +303,14 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
             phase_no += 1
             tag = f"{model.name}-{phase_no}{'on' if on else 'off'}"
             cpu, provider_cpu = servers[on].cpu_seconds(), provider.cpu_seconds()
-            client_cpu, idle = time.process_time(), idle_seconds()
+            client_cpu, (idle, steal) = time.process_time(), machine_seconds()
             seconds, latencies = await run_phase(tag, on, conns[on], users, plans, count, provider, result)
             cpu = servers[on].cpu_seconds() - cpu
             provider_cpu = provider.cpu_seconds() - provider_cpu  # with its check's drain
             client_cpu = time.process_time() - client_cpu
-            busy = 1 - (idle_seconds() - idle) / (seconds * (os.cpu_count() or 1))
+            idle_after, steal_after = machine_seconds()
+            capacity = seconds * (os.cpu_count() or 1)
+            busy, steal = 1 - (idle_after - idle) / capacity, (steal_after - steal) / capacity
             stats = result.on if on else result.off
             if timed:
                 stats.cpu_seconds += cpu
@@ -295,6 +318,7 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
                 stats.timed_requests += count
                 stats.latencies.extend(latencies)
                 stats.phase_rates.append(count / seconds)
+                stats.phase_steal.append(steal)
             rss_read = []
             if on:
                 served += count
@@ -305,7 +329,7 @@ async def run_model(model: Model, options: Options, workdir: Path, deadline: flo
             log(
                 f"  {tag}: {count} requests in {seconds:.1f}s ({count / seconds:.0f}/s, server CPU "
                 f"{cpu / count * 1000:.2f} ms/request, provider {provider_cpu / count * 1000:.2f}, "
-                f"client {client_cpu / count * 1000:.2f}; machine {busy:.0%} busy)"
+                f"client {client_cpu / count * 1000:.2f}; machine {busy:.0%} busy, {steal:.0%} stolen)"
                 f"{'' if timed else f' [{label}]'}; mismatches so far {result.mismatches}" + "".join(rss_read)
             )
 

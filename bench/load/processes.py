@@ -127,14 +127,15 @@ class Process:
         self._log.close()
 
 
-def idle_seconds() -> float:
-    """The machine's idle time so far, all CPUs (Linux; 0 elsewhere)."""
+def machine_seconds() -> tuple[float, float]:
+    """The machine's idle time so far and the time its hypervisor gave its CPUs to others (steal),
+    all CPUs (Linux; zeros elsewhere)."""
     try:
         with open("/proc/stat") as f:
             fields = f.readline().split()
     except OSError:
-        return 0.0
-    return (int(fields[4]) + int(fields[5])) / _TICKS  # idle, iowait
+        return 0.0, 0.0
+    return (int(fields[4]) + int(fields[5])) / _TICKS, int(fields[8]) / _TICKS  # idle + iowait, steal
 
 
 async def wait_ready(proc: Process, path: str, timeout: float = 60) -> None:

@@ -48,6 +48,15 @@ def report(results: list[ModelResult], options: Options) -> str:
             f"{r.off.requests} / {r.off.calls}; missing calls {r.missing}; request errors {r.errors}; "
             f"ratio of each on/off pair [{pairs}], median {median:.3f}"
         )
+        calm = r.calm_pairs()
+        if r.pair_ratios:
+            calm_ratio = "-" if r.calm_ratio is None else f"{r.calm_ratio:.3f}"
+            stolen = statistics.mean(r.on.phase_steal + r.off.phase_steal)
+            out.append(
+                f"  steal: {stolen:.0%} of the machine on average over the timed phases; "
+                f"{len(calm)} of {len(r.pair_ratios)} pairs calm (<= 5% in both phases), "
+                f"ratio over them {calm_ratio}"
+            )
         if r.windows:
             each = ", ".join(f"{on / off:.2f}" for on, off in r.windows if off)
             out.append(f"  side by side, ratio of each {options.window_seconds:.0f}s window [{each}]")
