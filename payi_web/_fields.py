@@ -153,7 +153,8 @@ class Deferred:
             pending = self._pending
             if pending is None or pending.get_loop() is not asyncio.get_running_loop():
                 return await self._aresolve_here(aresolve)
-            if self._pending_task is asyncio.current_task():
+            resolver = self._pending_task
+            if resolver is not None and resolver is asyncio.current_task():
                 return None  # the resolver itself asked (e.g. via get_context()): not known yet
             # Another call of the request is resolving it: wait for that one, whatever its end
             # (if it was cancelled, the loop above resolves it here).
