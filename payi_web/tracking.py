@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from contextvars import Token
 from types import TracebackType
 from typing import Any, Final, TypeVar, cast, overload
@@ -105,6 +105,59 @@ async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator
             raise
         except BaseException as exc:
             error = exc
+
+
+def drive_iterator(iterator: Iterator[_Y], frame: Frame) -> Generator[_Y, None, None]:
+    """`iterator`'s items, each step run with `frame` current: a body served after its scope ended.
+
+    As in a tracked generator, a scope that a step enters (a `with track_context()` around a
+    `yield`) stays current for the steps that follow, until the body leaves it; between steps the
+    caller's context is untouched.
+    """
+    while True:
+        token = current_var.set(frame)
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            frame = current_var.get() or frame
+            current_var.reset(token)  # set and reset in one call: always the same Context
+        try:
+            yield item
+        except GeneratorExit:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                token = current_var.set(frame)
+                try:
+                    close()
+                finally:
+                    current_var.reset(token)
+            raise
+
+
+async def adrive_iterator(iterator: AsyncIterator[_Y], frame: Frame) -> AsyncGenerator[_Y, None]:
+    """`drive_iterator()` for an async iterator."""
+    while True:
+        token = current_var.set(frame)
+        try:
+            item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        finally:
+            frame = current_var.get() or frame
+            _restore(token)
+        try:
+            yield item
+        except GeneratorExit:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                token = current_var.set(frame)
+                try:
+                    await aclose()
+                finally:
+                    _restore(token)
+            raise
 
 
 def runs_in_its_own_scope(iterator: object) -> bool:

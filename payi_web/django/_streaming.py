@@ -8,43 +8,16 @@ the response iterator is attributed to the request's user and the view's use cas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar
 
 from django.http import FileResponse, StreamingHttpResponse
 
-from ..context import Frame, current_var
-from ..tracking import _restore, bind_result_type, runs_in_its_own_scope
+from ..context import Frame
+from ..tracking import adrive_iterator, bind_result_type, drive_iterator, runs_in_its_own_scope
 
 __all__ = ["bind_response", "register"]
 
 R = TypeVar("R")
-
-
-def _bind(content: Iterable[bytes], frame: Frame) -> Iterator[bytes]:
-    iterator = iter(content)
-    while True:
-        token = current_var.set(frame)
-        try:
-            chunk = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            current_var.reset(token)
-        yield chunk
-
-
-async def _abind(content: AsyncIterator[bytes], frame: Frame) -> AsyncIterator[bytes]:
-    iterator = aiter(content)
-    while True:
-        token = current_var.set(frame)
-        try:
-            chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        finally:
-            _restore(token)
-        yield chunk
 
 
 # Set on a response whose content is bound already (by `@track` on the view): a frame inside
@@ -63,9 +36,9 @@ def bind_response(response: R, frame: Frame) -> R:
             # and reading `streaming_content` to wrap it would encode each chunk twice.
             return response
         if response.is_async:
-            response.streaming_content = _abind(response.streaming_content, frame)  # type: ignore[arg-type]
+            response.streaming_content = adrive_iterator(aiter(response.streaming_content), frame)  # type: ignore[arg-type]
         else:
-            response.streaming_content = _bind(response.streaming_content, frame)  # type: ignore[arg-type]
+            response.streaming_content = drive_iterator(iter(response.streaming_content), frame)  # type: ignore[arg-type]
     return response
 
 

@@ -88,10 +88,10 @@ class _ScopedBody:
             self.finished = True
             raise
         finally:
-            try:
-                current_var.reset(token)
-            except ValueError:  # a step run in another thread or context than the first
-                _restore(token)
+            # A scope the step entered (a `with track_context()` around a yield) stays current
+            # for the steps that follow, as in a tracked generator.
+            self.frame = current_var.get() or self.frame
+            current_var.reset(token)  # set and reset in one call: always the same Context
             if scope is not None:
                 scope.producing -= 1
                 if scope.end_pending:

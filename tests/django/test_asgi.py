@@ -15,7 +15,7 @@ from payi_web.django import _request
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
 
-from .project import accounts
+from .project import accounts, views
 
 # Async views reach the database from other threads: their data must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -234,3 +234,37 @@ async def test_a_user_the_view_loaded_async_is_not_loaded_again_for_a_sync_call(
     [call] = payi_calls
     assert call.context.user_id == str(alice.pk) == response.json()["user_id"]
     assert sync_loads == []  # the user `await request.auser()` loaded serves the sync call too
+
+
+async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_it(
+    make_user: Any,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Six users at once, each async body held mid-scope until all six are.
+    clients = []
+    for n in range(6):
+        user = await sync_to_async(make_user)(f"user{n}", account=f"acct{n % 3}")
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        clients.append((user, client))
+    monkeypatch.setattr(views, "drafts_barrier", asyncio.Barrier(len(clients)))
+
+    async def read(user: Any, client: AsyncClient) -> str:
+        response = await client.get("/adrafts/", headers={"X-Request-Id": f"d-{user.pk}"})
+        return (await body_of(response)).decode()
+
+    bodies = await asyncio.wait_for(asyncio.gather(*(read(user, client) for user, client in clients)), 20)
+    for body in bodies:  # the step inside the scope, before and after the yield; none after it
+        first, second, third = body.splitlines()
+        assert (first, third) == ("drafting", "None")
+        assert second.startswith("drafting:") and "offline demo model" in second
+    accounts_of = {str(user.pk): f"acct{n % 3}" for n, (user, _) in enumerate(clients)}
+    assert sorted(c.context.user_id for c in payi_calls) == sorted(accounts_of)
+    for call in payi_calls:
+        assert call.context.account_name == accounts_of[call.context.user_id]
+        assert (call.context.use_case_name, call.context.use_case_step) == ("adrafts", "drafting")
+        assert call.context.request_properties == {"request_id": f"d-{call.context.user_id}"}
+    assert not [r for r in caplog.records if "out of order" in r.getMessage()]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,6 +13,8 @@ from django.test import Client
 from payi_web import get_context
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
+
+from .project import views
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +118,41 @@ def test_file_responses_are_left_alone(client: Client, tmp_path: Any) -> None:
         response = FileResponse(handle)
         assert bind_response(response, Frame.child(root(), {})) is response
         assert response.file_to_stream is handle  # sendfile still possible
+
+
+@pytest.mark.django_db(transaction=True)  # the threads' requests read the users
+def test_a_scope_the_body_enters_around_a_yield_stays_current_after_it(
+    make_user: Any,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Six users at once, each body held mid-scope until all six are: each call made after a
+    # yield inside `with track_context()` keeps that scope and its own user, none another's.
+    users = [make_user(f"user{n}", account=f"acct{n % 3}") for n in range(6)]
+    monkeypatch.setattr(views, "drafts_barrier", threading.Barrier(len(users), timeout=10))
+
+    clients = []
+    for user in users:  # logged in one at a time: SQLite's shared in-memory test database locks
+        clients.append((user, Client()))
+        clients[-1][1].force_login(user)
+
+    def read(user_and_client: tuple[Any, Client]) -> bytes:
+        user, client = user_and_client
+        return b"".join(client.get("/drafts/", HTTP_X_REQUEST_ID=f"d-{user.pk}").streaming_content)
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        bodies = list(pool.map(read, clients))
+    for body in bodies:  # the step inside the scope, before and after the yield; none after it
+        first, second, third = body.decode().splitlines()
+        assert (first, third) == ("drafting", "None")
+        assert second.startswith("drafting:") and "offline demo model" in second
+    accounts_of = {str(user.pk): f"acct{n % 3}" for n, user in enumerate(users)}
+    assert sorted(c.context.user_id for c in payi_calls) == sorted(accounts_of)
+    for call in payi_calls:
+        assert call.context.account_name == accounts_of[call.context.user_id]
+        assert (call.context.use_case_name, call.context.use_case_step) == ("drafts", "drafting")
+        assert call.context.request_properties == {"request_id": f"d-{call.context.user_id}"}
+    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    assert get_context().use_case_step is None

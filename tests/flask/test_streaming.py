@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask_login
@@ -280,3 +282,47 @@ def test_generators_returned_by_tracked_functions_are_bound_only_in_flask_reques
     assert list(numbers()) == [None, None]  # outside a request: the core's behaviour
     with app.test_request_context("/"):
         assert list(numbers()) == ["outside", "outside"]
+
+
+@pytest.mark.parametrize("wrap", ["plain", "stream_with_context"])
+def test_a_scope_the_body_enters_around_a_yield_stays_current_after_it(
+    app: Flask,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    caplog: pytest.LogCaptureFixture,
+    wrap: str,
+) -> None:
+    # Six users at once, each body stopped mid-scope until all six are: every call made after a
+    # yield inside `with track_context()` keeps that scope and its own user, none another's.
+    users = [f"u{i}" for i in range(6)]
+    all_mid_scope = threading.Barrier(len(users), timeout=10)
+    client = openai_for(provider)
+
+    @app.get("/drafts")
+    @track(use_case_name="drafts")
+    def drafts() -> Response:
+        def body() -> Iterator[str]:
+            with track_context(use_case_step="drafting"):
+                yield _line()
+                all_mid_scope.wait()
+                for _ in client.chat.completions.create(**CHAT, stream=True):
+                    pass
+                yield _line()
+            yield _line()
+
+        return Response(stream_with_context(body()) if wrap == "stream_with_context" else body())
+
+    def read(user: str) -> list[list[Any]]:
+        return _lines(_web(app, user).get("/drafts").data)
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        bodies = dict(zip(users, pool.map(read, users), strict=True))
+    for user, lines in bodies.items():
+        org = f"org{int(user[1:]) % 3}"
+        assert lines == [[user, org, "drafts", "drafting"]] * 2 + [[user, org, "drafts", None]]
+    assert sorted((c.context.user_id, c.context.use_case_step) for c in payi_calls) == [
+        (user, "drafting") for user in users
+    ]
+    assert sorted(r.headers["xproxy-usecase-step"] for r in provider.received) == ["drafting"] * 6
+    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    assert current_var.get() is None

@@ -28,6 +28,8 @@ urlpatterns = [
     path("stream/", views.sync_stream),
     path("astream/", views.async_stream),
     path("untracked-stream/", views.untracked_stream),
+    path("drafts/", views.drafts),
+    path("adrafts/", views.adrafts),
     path("tracked-body/", views.tracked_body_stream),
     path("untracked-view-tracked-body/", views.untracked_view_tracked_body),
     path("atracked-body/", views.atracked_body_stream),

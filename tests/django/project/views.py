@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from payi_web import bind_context, get_context, track
+from payi_web import bind_context, get_context, track, track_context
 
 from . import accounts, genai
 
@@ -169,6 +169,41 @@ def untracked_view_tracked_body(request: HttpRequest) -> StreamingHttpResponse:
 @track(use_case_name="atracked-body")
 async def atracked_body_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_atracked_answer("stream this"), content_type="text/plain")
+
+
+# Set by a test to hold every body mid-scope until all of its concurrent requests are (sync and async).
+drafts_barrier: Any = None
+
+
+def _drafts() -> Any:
+    """A body that enters a scope around a yield and makes its GenAI call after it."""
+    with track_context(use_case_step="drafting"):
+        yield f"{get_context().use_case_step}\n"
+        if drafts_barrier is not None:
+            drafts_barrier.wait()
+        text = "".join(genai.stream("draft this"))
+        yield f"{get_context().use_case_step}:{text}\n"
+    yield f"{get_context().use_case_step}\n"
+
+
+async def _adrafts() -> Any:
+    with track_context(use_case_step="drafting"):
+        yield f"{get_context().use_case_step}\n"
+        if drafts_barrier is not None:
+            await drafts_barrier.wait()
+        text = "".join([part async for part in genai.astream("draft this")])
+        yield f"{get_context().use_case_step}:{text}\n"
+    yield f"{get_context().use_case_step}\n"
+
+
+@track(use_case_name="drafts")
+def drafts(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_drafts(), content_type="text/plain")
+
+
+@track(use_case_name="adrafts")
+async def adrafts(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_adrafts(), content_type="text/plain")
 
 
 def untracked_stream(request: HttpRequest) -> StreamingHttpResponse:
