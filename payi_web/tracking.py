@@ -107,12 +107,13 @@ async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator
             error = exc
 
 
-def drive_iterator(iterator: Iterator[_Y], frame: Frame) -> Generator[_Y, None, None]:
+def drive_iterator(iterator: Iterator[_Y], frame: Frame, closing: object = None) -> Generator[_Y, None, None]:
     """`iterator`'s items, each step run with `frame` current: a body served after its scope ended.
 
     As in a tracked generator, a scope that a step enters (a `with track_context()` around a
     `yield`) stays current for the steps that follow, until the body leaves it; between steps the
-    caller's context is untouched.
+    caller's context is untouched. Closed early, it closes `closing` (default: `iterator`) in the
+    frame, so the body's `finally` blocks and scopes end where they began.
     """
     while True:
         token = current_var.set(frame)
@@ -126,7 +127,7 @@ def drive_iterator(iterator: Iterator[_Y], frame: Frame) -> Generator[_Y, None, 
         try:
             yield item
         except GeneratorExit:
-            close = getattr(iterator, "close", None)
+            close = getattr(iterator if closing is None else closing, "close", None)
             if close is not None:
                 token = current_var.set(frame)
                 try:
@@ -136,7 +137,9 @@ def drive_iterator(iterator: Iterator[_Y], frame: Frame) -> Generator[_Y, None, 
             raise
 
 
-async def adrive_iterator(iterator: AsyncIterator[_Y], frame: Frame) -> AsyncGenerator[_Y, None]:
+async def adrive_iterator(
+    iterator: AsyncIterator[_Y], frame: Frame, closing: object = None
+) -> AsyncGenerator[_Y, None]:
     """`drive_iterator()` for an async iterator."""
     while True:
         token = current_var.set(frame)
@@ -150,7 +153,7 @@ async def adrive_iterator(iterator: AsyncIterator[_Y], frame: Frame) -> AsyncGen
         try:
             yield item
         except GeneratorExit:
-            aclose = getattr(iterator, "aclose", None)
+            aclose = getattr(iterator if closing is None else closing, "aclose", None)
             if aclose is not None:
                 token = current_var.set(frame)
                 try:

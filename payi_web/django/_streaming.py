@@ -31,15 +31,27 @@ def bind_response(response: R, frame: Frame) -> R:
         if response.__dict__.get(_BOUND):
             return response
         response.__dict__[_BOUND] = True
-        if runs_in_its_own_scope(getattr(response, "_iterator", None)):
-            # A tracked generator, given as is (Django keeps it in `_iterator`): already bound,
-            # and reading `streaming_content` to wrap it would encode each chunk twice.
+        body = getattr(response, "_iterator", None)  # the view's own (Django keeps it there)
+        if runs_in_its_own_scope(body):
+            # A tracked generator, given as is: already bound, and reading `streaming_content`
+            # to wrap it would encode each chunk twice.
             return response
+        # `body` is closed in the frame if the stream ends early (a client gone).
+        content = response.streaming_content
         if response.is_async:
-            response.streaming_content = adrive_iterator(aiter(response.streaming_content), frame)  # type: ignore[arg-type]
+            response.streaming_content = adrive_iterator(aiter(content), frame, body)  # type: ignore[arg-type]
         else:
-            response.streaming_content = drive_iterator(iter(response.streaming_content), frame)  # type: ignore[arg-type]
+            response.streaming_content = drive_iterator(iter(content), frame, body)  # type: ignore[arg-type]
+            _close_first(response)
     return response
+
+
+def _close_first(response: StreamingHttpResponse) -> None:
+    # Django closes a response's iterators in the order they were set: the view's first, outside
+    # any scope. The binding's close, moved first, closes the view's iterator in the frame.
+    closers = getattr(response, "_resource_closers", None)
+    if isinstance(closers, list) and len(closers) > 1:
+        closers.insert(0, closers.pop())
 
 
 def _adapter(response: Any, frame: Frame) -> Any:

@@ -156,3 +156,35 @@ def test_a_scope_the_body_enters_around_a_yield_stays_current_after_it(
         assert call.context.request_properties == {"request_id": f"d-{call.context.user_id}"}
     assert not [r for r in caplog.records if "out of order" in r.getMessage()]
     assert get_context().use_case_step is None
+
+
+@pytest.mark.django_db(transaction=True)  # the threads' requests read the users
+def test_a_stream_closed_early_ends_its_body_in_the_scope(
+    make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Four users at once leave their streams after the first chunk (a client gone): each body's
+    # `finally` runs in its request's and view's scope, and its call is attributed to its user.
+    users = [make_user(f"user{n}", account=f"acct{n % 3}") for n in range(4)]
+    clients = []
+    for user in users:  # logged in one at a time: SQLite's shared in-memory test database locks
+        clients.append((user, Client()))
+        clients[-1][1].force_login(user)
+
+    def leave_early(user_and_client: tuple[Any, Client]) -> bytes:
+        user, client = user_and_client
+        response = client.get("/closed-early/", HTTP_X_REQUEST_ID=f"c-{user.pk}")
+        first = next(iter(response.streaming_content))
+        response.close()
+        return bytes(first)
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        assert list(pool.map(leave_early, clients)) == [b"first\n"] * len(users)
+    accounts_of = {str(user.pk): f"acct{n % 3}" for n, user in enumerate(users)}
+    assert len(payi_calls) == len(users)
+    assert {c.context.user_id for c in payi_calls} == set(accounts_of)
+    for call in payi_calls:
+        assert call.context.account_name == accounts_of[call.context.user_id]
+        assert (call.context.use_case_name, call.context.use_case_step) == ("closed-early", "drafting")
+        assert call.context.request_properties == {"request_id": f"c-{call.context.user_id}"}
+    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    assert get_context().use_case_name is None

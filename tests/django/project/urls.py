@@ -29,6 +29,7 @@ urlpatterns = [
     path("astream/", views.async_stream),
     path("untracked-stream/", views.untracked_stream),
     path("drafts/", views.drafts),
+    path("closed-early/", views.closed_early),
     path("adrafts/", views.adrafts),
     path("tracked-body/", views.tracked_body_stream),
     path("untracked-view-tracked-body/", views.untracked_view_tracked_body),

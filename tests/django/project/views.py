@@ -196,6 +196,21 @@ async def _adrafts() -> Any:
     yield f"{get_context().use_case_step}\n"
 
 
+def _closed_early() -> Any:
+    """A body the client leaves after its first chunk: its `finally` still makes a call."""
+    with track_context(use_case_step="drafting"):
+        try:
+            yield "first\n"
+            yield "never read\n"
+        finally:
+            genai.ask("save the partial draft")
+
+
+@track(use_case_name="closed-early")
+def closed_early(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_closed_early(), content_type="text/plain")
+
+
 @track(use_case_name="drafts")
 def drafts(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_drafts(), content_type="text/plain")
