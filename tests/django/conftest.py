@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,23 @@ def make_user(db: None) -> object:
         return user
 
     return make
+
+
+def account_of(n: int) -> str:
+    return f"acct{n % 3}"
+
+
+def check_one_call_per_user(
+    calls: Any, users: list[Any], use_case: tuple[str, str], request_ids: str, caplog: Any
+) -> None:
+    """One call per user, each with its own user, account and request id and the given use case
+    and step (users made as `user{n}` of `account_of(n)`, request ids `{request_ids}-{pk}`);
+    no scope left out of order."""
+    accounts = {str(user.pk): account_of(n) for n, user in enumerate(users)}
+    assert len(calls) == len(users)
+    assert {call.context.user_id for call in calls} == set(accounts)
+    for call in calls:
+        assert call.context.account_name == accounts[call.context.user_id]
+        assert (call.context.use_case_name, call.context.use_case_step) == use_case
+        assert call.context.request_properties == {"request_id": f"{request_ids}-{call.context.user_id}"}
+    assert not [r for r in caplog.records if "out of order" in r.getMessage()]

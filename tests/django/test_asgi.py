@@ -15,6 +15,7 @@ from payi_web.django import _request
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
 
+from .conftest import account_of, check_one_call_per_user
 from .project import accounts, views
 
 # Async views reach the database from other threads: their data must be committed.
@@ -31,6 +32,16 @@ async def alice_client(alice: Any) -> AsyncClient:
     client = AsyncClient()
     await sync_to_async(client.force_login)(alice)
     return client
+
+
+async def _logged_in(make_user: Any, count: int) -> list[tuple[Any, AsyncClient]]:
+    clients = []
+    for n in range(count):
+        user = await sync_to_async(make_user)(f"user{n}", account=account_of(n))
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        clients.append((user, client))
+    return clients
 
 
 async def body_of(response: Any) -> bytes:
@@ -159,12 +170,7 @@ async def test_concurrent_calls_of_a_request_share_one_async_resolution(
     make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
 ) -> None:
     settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": "tests.django.project.accounts.aaccount_name"}
-    clients = []
-    for n in range(6):
-        user = await sync_to_async(make_user)(f"user{n}", account=f"acct{n % 3}")
-        client = AsyncClient()
-        await sync_to_async(client.force_login)(user)
-        clients.append((user, client))
+    clients = await _logged_in(make_user, 6)
     before = accounts.calls["aaccount_name"]
     # Six users at once, two requests each, each request making three calls at once.
     responses = await asyncio.gather(*(client.get("/gathered/") for _, client in clients for _ in range(2)))
@@ -244,12 +250,7 @@ async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_i
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Six users at once, each async body held mid-scope until all six are.
-    clients = []
-    for n in range(6):
-        user = await sync_to_async(make_user)(f"user{n}", account=f"acct{n % 3}")
-        client = AsyncClient()
-        await sync_to_async(client.force_login)(user)
-        clients.append((user, client))
+    clients = await _logged_in(make_user, 6)
     monkeypatch.setattr(views, "drafts_barrier", asyncio.Barrier(len(clients)))
 
     async def read(user: Any, client: AsyncClient) -> str:
@@ -261,10 +262,4 @@ async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_i
         first, second, third = body.splitlines()
         assert (first, third) == ("drafting", "None")
         assert second.startswith("drafting:") and "offline demo model" in second
-    accounts_of = {str(user.pk): f"acct{n % 3}" for n, (user, _) in enumerate(clients)}
-    assert sorted(c.context.user_id for c in payi_calls) == sorted(accounts_of)
-    for call in payi_calls:
-        assert call.context.account_name == accounts_of[call.context.user_id]
-        assert (call.context.use_case_name, call.context.use_case_step) == ("adrafts", "drafting")
-        assert call.context.request_properties == {"request_id": f"d-{call.context.user_id}"}
-    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    check_one_call_per_user(payi_calls, [u for u, _ in clients], ("adrafts", "drafting"), "d", caplog)

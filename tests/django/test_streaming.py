@@ -14,6 +14,7 @@ from payi_web import get_context
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
 
+from .conftest import account_of, check_one_call_per_user
 from .project import views
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,15 @@ def test_file_responses_are_left_alone(client: Client, tmp_path: Any) -> None:
         assert response.file_to_stream is handle  # sendfile still possible
 
 
+def _logged_in(make_user: Any, count: int) -> list[tuple[Any, Client]]:
+    clients = []
+    for n in range(count):  # one at a time: SQLite's shared in-memory test database locks
+        user = make_user(f"user{n}", account=account_of(n))
+        clients.append((user, Client()))
+        clients[-1][1].force_login(user)
+    return clients
+
+
 @pytest.mark.django_db(transaction=True)  # the threads' requests read the users
 def test_a_scope_the_body_enters_around_a_yield_stays_current_after_it(
     make_user: Any,
@@ -130,31 +140,20 @@ def test_a_scope_the_body_enters_around_a_yield_stays_current_after_it(
 ) -> None:
     # Six users at once, each body held mid-scope until all six are: each call made after a
     # yield inside `with track_context()` keeps that scope and its own user, none another's.
-    users = [make_user(f"user{n}", account=f"acct{n % 3}") for n in range(6)]
-    monkeypatch.setattr(views, "drafts_barrier", threading.Barrier(len(users), timeout=10))
-
-    clients = []
-    for user in users:  # logged in one at a time: SQLite's shared in-memory test database locks
-        clients.append((user, Client()))
-        clients[-1][1].force_login(user)
+    clients = _logged_in(make_user, 6)
+    monkeypatch.setattr(views, "drafts_barrier", threading.Barrier(len(clients), timeout=10))
 
     def read(user_and_client: tuple[Any, Client]) -> bytes:
         user, client = user_and_client
         return b"".join(client.get("/drafts/", HTTP_X_REQUEST_ID=f"d-{user.pk}").streaming_content)
 
-    with ThreadPoolExecutor(len(users)) as pool:
+    with ThreadPoolExecutor(len(clients)) as pool:
         bodies = list(pool.map(read, clients))
     for body in bodies:  # the step inside the scope, before and after the yield; none after it
         first, second, third = body.decode().splitlines()
         assert (first, third) == ("drafting", "None")
         assert second.startswith("drafting:") and "offline demo model" in second
-    accounts_of = {str(user.pk): f"acct{n % 3}" for n, user in enumerate(users)}
-    assert sorted(c.context.user_id for c in payi_calls) == sorted(accounts_of)
-    for call in payi_calls:
-        assert call.context.account_name == accounts_of[call.context.user_id]
-        assert (call.context.use_case_name, call.context.use_case_step) == ("drafts", "drafting")
-        assert call.context.request_properties == {"request_id": f"d-{call.context.user_id}"}
-    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    check_one_call_per_user(payi_calls, [u for u, _ in clients], ("drafts", "drafting"), "d", caplog)
     assert get_context().use_case_step is None
 
 
@@ -164,11 +163,7 @@ def test_a_stream_closed_early_ends_its_body_in_the_scope(
 ) -> None:
     # Four users at once leave their streams after the first chunk (a client gone): each body's
     # `finally` runs in its request's and view's scope, and its call is attributed to its user.
-    users = [make_user(f"user{n}", account=f"acct{n % 3}") for n in range(4)]
-    clients = []
-    for user in users:  # logged in one at a time: SQLite's shared in-memory test database locks
-        clients.append((user, Client()))
-        clients[-1][1].force_login(user)
+    clients = _logged_in(make_user, 4)
 
     def leave_early(user_and_client: tuple[Any, Client]) -> bytes:
         user, client = user_and_client
@@ -177,14 +172,7 @@ def test_a_stream_closed_early_ends_its_body_in_the_scope(
         response.close()
         return bytes(first)
 
-    with ThreadPoolExecutor(len(users)) as pool:
-        assert list(pool.map(leave_early, clients)) == [b"first\n"] * len(users)
-    accounts_of = {str(user.pk): f"acct{n % 3}" for n, user in enumerate(users)}
-    assert len(payi_calls) == len(users)
-    assert {c.context.user_id for c in payi_calls} == set(accounts_of)
-    for call in payi_calls:
-        assert call.context.account_name == accounts_of[call.context.user_id]
-        assert (call.context.use_case_name, call.context.use_case_step) == ("closed-early", "drafting")
-        assert call.context.request_properties == {"request_id": f"c-{call.context.user_id}"}
-    assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        assert list(pool.map(leave_early, clients)) == [b"first\n"] * len(clients)
+    check_one_call_per_user(payi_calls, [u for u, _ in clients], ("closed-early", "drafting"), "c", caplog)
     assert get_context().use_case_name is None
