@@ -106,3 +106,10 @@ def check_one_call_per_user(
         assert (call.context.use_case_name, call.context.use_case_step) == use_case
         assert call.context.request_properties == {"request_id": f"{request_ids}-{call.context.user_id}"}
     assert not [r for r in caplog.records if "out of order" in r.getMessage()]
+
+
+def check_drafts_body(body: str) -> None:
+    """The `/drafts/` body: the step inside the scope, before and after its yield; none after it."""
+    first, second, third = body.splitlines()
+    assert (first, third) == ("drafting", "None")
+    assert second.startswith("drafting:") and "offline demo model" in second
