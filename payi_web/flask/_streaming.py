@@ -17,7 +17,7 @@ from flask.globals import _cv_request
 
 from .._fields import Deferred
 from ..context import Frame, current_var
-from ..tracking import _drive, _restore, bind_result_type
+from ..tracking import _drive, _restore, bind_result_type, runs_in_its_own_scope
 
 
 class _RequestScope:
@@ -28,7 +28,8 @@ class _RequestScope:
     def __init__(self, frame: Frame, token: Any) -> None:
         self.frame = frame
         self.token = token
-        self.body: _ScopedBody | None = None
+        # The body still to come after the view returned: wrapped, or a tracked generator as is.
+        self.body: _ScopedBody | Iterator[Any] | None = None
         self.producing = 0  # > 0 while a step of the body runs (teardown may run inside one)
         self.end_pending = False
 
@@ -46,9 +47,15 @@ class _RequestScope:
     def resolve_for_body(self) -> None:
         """The request context is about to end but the body is still to come: resolve what it needs."""
         body = self.body
-        if body is None or body.finished or self.producing:
+        if body is None or self.producing:
             return
-        frame = body.frame.resolved()
+        if isinstance(body, _ScopedBody):
+            if body.finished:
+                return
+            frame = body.frame.resolved()
+        else:
+            # A tracked generator: its frame inherits the request's user and account.
+            frame = self.frame.resolved()
         for value in (frame.user_id, frame.account_name):
             if isinstance(value, Deferred):
                 value.get()
@@ -130,6 +137,7 @@ def _bind_response(response: Any, frame: Frame) -> Any:
         and getattr(response, "is_streamed", False)
         and not getattr(response, "direct_passthrough", False)
         and not isinstance(body, _ScopedBody)
+        and not runs_in_its_own_scope(body)
     ):
         response.response = _ScopedBody(body, frame)
     return response

@@ -31,6 +31,7 @@ from .._log import warn_once
 from ..config import Config, current_config
 from ..context import EMPTY_FRAME, Frame, current_var, derive
 from ..settings import PayiSettings, SettingsError, apply_settings, load_settings
+from ..tracking import runs_in_its_own_scope
 from ._streaming import _register_result_types, _RequestScope, _ScopedBody
 
 __all__ = ["PREFIX", "PayiState", "PayiTracking"]
@@ -297,6 +298,11 @@ def _bind_body(response: Response) -> Response:
     if scope is None or not response.is_streamed or response.direct_passthrough:
         return response
     body = response.response
+    if runs_in_its_own_scope(body):
+        # A tracked generator makes its own frame current at every step and closes in it:
+        # wrapped, each chunk would switch frames twice.
+        scope.body = body
+        return response
     if isinstance(body, _ScopedBody) and body.scope is None:
         body.scope = scope  # the frame of the @track function that returned it wins
     elif not isinstance(body, _ScopedBody):

@@ -138,6 +138,40 @@ def test_streamed_bodies_keep_user_account_and_use_case(
     assert current_var.get() is None
 
 
+@pytest.mark.parametrize("shape", ["generator view", "response of a tracked generator", "both tracked"])
+def test_the_user_and_account_a_tracked_generator_body_needs_are_resolved_before_the_request_ends(
+    app: Flask, provider: FakeProvider, payi_calls: CapturedCalls, shape: str
+) -> None:
+    # The body runs after the request's teardown (where an app may close its database session):
+    # what it will need is resolved before, once; the body itself then resolves nothing.
+    client = openai_for(provider)
+
+    @track(use_case_name="later")
+    def answer_later() -> Iterator[str]:
+        yield "first\n"
+        client.chat.completions.create(**CHAT)
+        yield _line()
+
+    if shape == "generator view":
+        view: Callable[[], Any] = answer_later
+    elif shape == "response of a tracked generator":
+        view = lambda: Response(answer_later())  # noqa: E731
+    else:
+        view = track(use_case_step="view")(lambda: Response(answer_later()))
+    app.add_url_rule("/later", "later", view)
+
+    response = _web(app, "u6").get("/later", buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks) == b"first\n"
+    assert app.config["account"].calls == 1 and not provider.received
+    assert _lines(b"".join(chunks)) == [["u6", "org0", "later", None]]
+    response.close()
+    assert app.config["account"].calls == 1
+    [sent] = provider.received
+    assert (sent.headers["xproxy-user-id"], sent.headers["xproxy-account-name"]) == ("u6", "org0")
+    assert current_var.get() is None
+
+
 def test_the_body_is_produced_outside_the_request_context_and_leaves_nothing_behind(
     app: Flask, payi_calls: CapturedCalls
 ) -> None:
