@@ -8,6 +8,8 @@ the response iterator is attributed to the request's user and the view's use cas
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 from django.http import FileResponse, StreamingHttpResponse
@@ -35,11 +37,15 @@ def bind_response(response: R, frame: Frame) -> R:
         if runs_in_its_own_scope(body):
             # A tracked generator, given as is: already bound, and reading `streaming_content`
             # to wrap it would encode each chunk twice.
+            if response.is_async:
+                _close_when_response_closes(response, body)  # type: ignore[arg-type]
             return response
         # `body` is closed in the frame if the stream ends early (a client gone).
         content = response.streaming_content
         if response.is_async:
-            response.streaming_content = adrive_iterator(aiter(content), frame, body)  # type: ignore[arg-type]
+            stream = adrive_iterator(aiter(content), frame, body)
+            response.streaming_content = stream  # type: ignore[assignment]
+            _close_when_response_closes(response, stream)
         else:
             response.streaming_content = drive_iterator(iter(content), frame, body)  # type: ignore[arg-type]
             _close_first(response)
@@ -52,6 +58,33 @@ def _close_first(response: StreamingHttpResponse) -> None:
     closers = getattr(response, "_resource_closers", None)
     if isinstance(closers, list) and len(closers) > 1:
         closers.insert(0, closers.pop())
+
+
+# The closings under way: the event loop keeps only weak references to its tasks.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_when_response_closes(response: StreamingHttpResponse, stream: AsyncGenerator[Any, None]) -> None:
+    # A client gone mid-stream: Django's ASGI handler stops iterating and closes the response,
+    # but not its async content, which the garbage collector finalises later, in no scope and
+    # racing the view's own body. Closed here, on the loop serving it, the binding closes the
+    # view's body in the frame, at once.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # served without an event loop (WSGI): Django consumes it whole
+
+    def close_on_loop() -> None:
+        if stream.ag_frame is not None and not stream.ag_running:  # neither done nor running
+            task = loop.create_task(stream.aclose())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    def close() -> None:  # Django calls it from a worker thread
+        if stream.ag_frame is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(close_on_loop)
+
+    response._resource_closers.append(close)
 
 
 def _adapter(response: Any, frame: Frame) -> Any:

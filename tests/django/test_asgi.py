@@ -261,3 +261,67 @@ async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_i
     for body in bodies:
         check_drafts_body(body)
     check_one_call_per_user(payi_calls, [u for u, _ in clients], ("adrafts", "drafting"), "d", caplog)
+
+
+@pytest.mark.parametrize("path", ["/aclosed-early/", "/atracked-closed-early/"])
+async def test_an_async_stream_the_client_leaves_ends_its_body_in_the_scope(
+    make_user: Any,
+    provider: FakeProvider,
+    payi_calls: CapturedCalls,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    # Django's ASGI handler itself: four users at once disconnect after the first chunk. The
+    # handler cancels the response and drops it; the event loop then closes the abandoned body,
+    # whose `finally` must still run in its request's and view's scope.
+    from django.core.asgi import get_asgi_application
+
+    app = get_asgi_application()
+    clients = await _logged_in(make_user, 4)
+
+    async def leave_early(user: Any, client: AsyncClient) -> list[bytes]:
+        first_chunk = asyncio.Event()
+        sent: list[bytes] = []
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await first_chunk.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                sent.append(message["body"])
+                first_chunk.set()
+                await asyncio.sleep(0.05)  # the disconnect arrives while this chunk is sent
+
+        session = client.cookies["sessionid"].value
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"cookie", f"sessionid={session}".encode()),
+                (b"x-request-id", f"c-{user.pk}".encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        await app(scope, receive, send)
+        return sent
+
+    sent = await asyncio.wait_for(asyncio.gather(*(leave_early(u, c) for u, c in clients)), 20)
+    assert sent == [[b"first\n"]] * len(clients)
+    for _ in range(200):  # the loop closes the abandoned bodies in tasks of their own
+        if len(payi_calls) == len(clients):
+            break
+        await asyncio.sleep(0.01)
+    check_one_call_per_user(payi_calls, [u for u, _ in clients], ("aclosed-early", "drafting"), "c", caplog)

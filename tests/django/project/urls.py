@@ -30,6 +30,8 @@ urlpatterns = [
     path("untracked-stream/", views.untracked_stream),
     path("drafts/", views.drafts),
     path("closed-early/", views.closed_early),
+    path("aclosed-early/", views.aclosed_early),
+    path("atracked-closed-early/", views.atracked_closed_early),
     path("adrafts/", views.adrafts),
     path("tracked-body/", views.tracked_body_stream),
     path("untracked-view-tracked-body/", views.untracked_view_tracked_body),

@@ -211,6 +211,35 @@ def closed_early(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_closed_early(), content_type="text/plain")
 
 
+async def _aclosed_early() -> Any:
+    """`_closed_early` for an async body: closed by the event loop once the response is dropped."""
+    with track_context(use_case_step="drafting"):
+        try:
+            yield "first\n"
+            yield "never read\n"
+        finally:
+            await genai.aask("save the partial draft")
+
+
+@track(use_case_name="aclosed-early")
+async def aclosed_early(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_aclosed_early(), content_type="text/plain")
+
+
+@track(use_case_step="drafting")
+async def _atracked_closed_early() -> Any:
+    try:
+        yield "first\n"
+        yield "never read\n"
+    finally:
+        await genai.aask("save the partial draft")
+
+
+@track(use_case_name="aclosed-early")
+async def atracked_closed_early(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(_atracked_closed_early(), content_type="text/plain")
+
+
 @track(use_case_name="drafts")
 def drafts(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_drafts(), content_type="text/plain")
