@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,23 @@ class ModelResult:
     @property
     def pair_ratios(self) -> list[float]:
         return [a / b for a, b in zip(self.on.phase_rates, self.off.phase_rates, strict=False) if b]
+
+    def ratio_interval(self, level: float = 0.95, resamples: int = 2000) -> tuple[float, float] | None:
+        """How far noise alone moves the ratio: a bootstrap interval over the pairs (resampled with
+        replacement, a fixed seed), each pair's phases weighing by their seconds per request."""
+        on = [1 / rate for rate in self.on.phase_rates]
+        off = [1 / rate for rate in self.off.phase_rates]
+        n = min(len(on), len(off))
+        if n < 2:
+            return None
+        rng = random.Random(0)
+        ratios = []
+        for _ in range(resamples):
+            picks = [rng.randrange(n) for _ in range(n)]
+            ratios.append(sum(off[i] for i in picks) / sum(on[i] for i in picks))
+        ratios.sort()
+        tail = int((1 - level) / 2 * resamples)
+        return ratios[tail], ratios[resamples - 1 - tail]
 
     def calm_pairs(self, max_steal: float = STEAL_LIMIT) -> list[int]:
         """The pairs in which neither phase lost more than `max_steal` of the machine to steal."""

@@ -48,6 +48,10 @@ def report(results: list[ModelResult], options: Options) -> str:
             f"{r.off.requests} / {r.off.calls}; missing calls {r.missing}; request errors {r.errors}; "
             f"ratio of each on/off pair [{pairs}], median {median:.3f}"
         )
+        interval = r.ratio_interval()
+        if interval is not None:
+            low, high = interval
+            out.append(f"  ratio {r.ratio:.3f}, 95% bootstrap interval over the pairs {low:.3f}-{high:.3f}")
         calm = r.calm_pairs()
         if r.pair_ratios:
             calm_ratio = "-" if r.calm_ratio is None else f"{r.calm_ratio:.3f}"

@@ -71,6 +71,29 @@ def test_the_check_counts_every_kind_of_wrong_attribution() -> None:
     assert (result.mismatches, result.off.calls) == (3, 3)
 
 
+def test_the_ratio_comes_with_the_interval_that_noise_alone_would_give_it() -> None:
+    # Pairs whose on/off ratios scatter widely give a wide interval around the run's ratio; the
+    # same mean from steady pairs, a narrow one. (Each phase of a pair serves the same requests.)
+    def result(pair_ratios: list[float]) -> ModelResult:
+        r = ModelResult("m")
+        r.off.phase_rates = [100.0] * len(pair_ratios)
+        r.on.phase_rates = [100.0 * x for x in pair_ratios]
+        r.on.timed_requests = r.off.timed_requests = 250 * len(pair_ratios)
+        r.on.seconds = sum(2.5 / x for x in pair_ratios)
+        r.off.seconds = 2.5 * len(pair_ratios)
+        r.on.phase_steal = r.off.phase_steal = [0.0] * len(pair_ratios)
+        return r
+
+    noisy = result([0.85, 1.05, 0.9, 1.0, 0.88, 1.02, 0.95, 0.96] * 3)
+    steady = result([0.95, 0.96, 0.955, 0.958, 0.952, 0.954, 0.956, 0.957] * 3)
+    low, high = noisy.ratio_interval()  # type: ignore[misc]
+    assert low < noisy.ratio < high and high - low > 0.05
+    low, high = steady.ratio_interval()  # type: ignore[misc]
+    assert low < steady.ratio < high and high - low < 0.01
+    assert result([0.95]).ratio_interval() is None  # one pair: no spread to measure
+    assert "95% bootstrap interval over the pairs" in report([noisy], Options())
+
+
 def test_flask_a_thread_pool_call_made_first_resolves_the_user_in_the_request() -> None:
     """The worker thread has no request context: the resolvers still see the request's."""
 
