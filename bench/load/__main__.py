@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the README's run: 20 on/off pairs of 250 requests per model; RSS after 10k and 50k "
+        help="the README's run: 40 on/off pairs of 250 requests per model; RSS after 10k and 50k "
         "requests on django-gunicorn",
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--users", type=int, default=64, help="concurrent clients, each its own user")
     parser.add_argument("--phase", type=int, default=250, help="requests per phase")
-    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 20)")
+    parser.add_argument("--pairs", type=int, help="timed on/off phase pairs per model (default 4; --full 40)")
     parser.add_argument(
         "--windows",
         type=int,
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         models=tuple(m for m in args.models.split(",") if m),
         users=args.users,
         phase=args.phase,
-        pairs=args.pairs or (20 if args.full else 4),
+        pairs=args.pairs or (40 if args.full else 4),
         windows=args.windows or 0,
         window_seconds=args.window_seconds,
         warmup=args.warmup,
