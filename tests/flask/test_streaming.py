@@ -140,11 +140,22 @@ def test_streamed_bodies_keep_user_account_and_use_case(
 
 @pytest.mark.parametrize("shape", ["generator view", "response of a tracked generator", "both tracked"])
 def test_the_user_and_account_a_tracked_generator_body_needs_are_resolved_before_the_request_ends(
-    app: Flask, provider: FakeProvider, payi_calls: CapturedCalls, shape: str
+    app: Flask, provider: FakeProvider, payi_calls: CapturedCalls, payi: PayiTracking, shape: str
 ) -> None:
-    # The body runs after the request's teardown (where an app may close its database session):
-    # what it will need is resolved before, once; the body itself then resolves nothing.
+    # The body runs after the request context is gone: what it will need is resolved before it
+    # ends, once. Six users at once, each stopped after its first chunk, before its GenAI call.
+    users = [f"u{i}" for i in range(6)]
+    resolved_for: list[str] = []
+    lock = threading.Lock()
+
+    @payi.account_loader
+    def account() -> str | None:
+        with lock:
+            resolved_for.append(flask_login.current_user.id)
+        return org_of_current_user()
+
     client = openai_for(provider)
+    all_at_first_chunk = threading.Barrier(len(users), timeout=10)
 
     @track(use_case_name="later")
     def answer_later() -> Iterator[str]:
@@ -160,15 +171,26 @@ def test_the_user_and_account_a_tracked_generator_body_needs_are_resolved_before
         view = track(use_case_step="view")(lambda: Response(answer_later()))
     app.add_url_rule("/later", "later", view)
 
-    response = _web(app, "u6").get("/later", buffered=False)
-    chunks = iter(response.response)
-    assert next(chunks) == b"first\n"
-    assert app.config["account"].calls == 1 and not provider.received
-    assert _lines(b"".join(chunks)) == [["u6", "org0", "later", None]]
-    response.close()
-    assert app.config["account"].calls == 1
-    [sent] = provider.received
-    assert (sent.headers["xproxy-user-id"], sent.headers["xproxy-account-name"]) == ("u6", "org0")
+    def read(user: str) -> list[list[Any]]:
+        response = _web(app, user).get("/later", buffered=False)
+        chunks = iter(response.response)
+        assert next(chunks) == b"first\n"
+        with lock:
+            assert user in resolved_for  # before the body's call, after the request ended
+        all_at_first_chunk.wait()
+        lines = _lines(b"".join(chunks))
+        response.close()
+        return lines
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        bodies = dict(zip(users, pool.map(read, users), strict=True))
+    for user, lines in bodies.items():
+        assert lines == [[user, f"org{int(user[1:]) % 3}", "later", None]]
+    assert sorted(resolved_for) == sorted(users)  # once per request
+    assert sorted(
+        (r.headers["xproxy-user-id"], r.headers["xproxy-account-name"]) for r in provider.received
+    ) == [(user, f"org{int(user[1:]) % 3}") for user in users]
+    assert {call.context.user_id for call in payi_calls} == set(users)
     assert current_var.get() is None
 
 
