@@ -9,8 +9,8 @@ the response iterator is attributed to the request's user and the view's use cas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import Any, TypeVar
+from types import AsyncGeneratorType
+from typing import Any, TypeVar, cast
 
 from django.http import FileResponse, StreamingHttpResponse
 
@@ -38,13 +38,13 @@ def bind_response(response: R, frame: Frame) -> R:
             # A tracked generator, given as is: already bound, and reading `streaming_content`
             # to wrap it would encode each chunk twice.
             if response.is_async:
-                _close_when_response_closes(response, body)  # type: ignore[arg-type]
+                _close_when_response_closes(response, body)
             return response
         # `body` is closed in the frame if the stream ends early (a client gone).
         content = response.streaming_content
         if response.is_async:
-            stream = adrive_iterator(aiter(content), frame, body)
-            response.streaming_content = stream  # type: ignore[assignment]
+            stream = adrive_iterator(aiter(content), frame, body)  # type: ignore[arg-type]
+            response.streaming_content = stream
             _close_when_response_closes(response, stream)
         else:
             response.streaming_content = drive_iterator(iter(content), frame, body)  # type: ignore[arg-type]
@@ -64,7 +64,7 @@ def _close_first(response: StreamingHttpResponse) -> None:
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _close_when_response_closes(response: StreamingHttpResponse, stream: AsyncGenerator[Any, None]) -> None:
+def _close_when_response_closes(response: StreamingHttpResponse, content: object) -> None:
     # A client gone mid-stream: Django's ASGI handler stops iterating and closes the response,
     # but not its async content, which the garbage collector finalises later, in no scope and
     # racing the view's own body. Closed here, on the loop serving it, the binding closes the
@@ -73,6 +73,7 @@ def _close_when_response_closes(response: StreamingHttpResponse, stream: AsyncGe
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # served without an event loop (WSGI): Django consumes it whole
+    stream = cast("AsyncGeneratorType[Any, None]", content)  # the binding, or a tracked generator
 
     def close_on_loop() -> None:
         if stream.ag_frame is not None and not stream.ag_running:  # neither done nor running
@@ -84,7 +85,9 @@ def _close_when_response_closes(response: StreamingHttpResponse, stream: AsyncGe
         if stream.ag_frame is not None and not loop.is_closed():
             loop.call_soon_threadsafe(close_on_loop)
 
-    response._resource_closers.append(close)
+    closers = getattr(response, "_resource_closers", None)
+    if isinstance(closers, list):
+        closers.append(close)
 
 
 def _adapter(response: Any, frame: Frame) -> Any:
