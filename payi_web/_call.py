@@ -29,7 +29,7 @@ from ._genai import (
 from ._log import warn_once
 from .config import Config, current_config
 from .context import Frame, current_frame
-from .headers import CANONICAL, PayiHeaders, context_headers, merge_headers
+from .headers import CANONICAL, PayiHeaders, context_headers, fresh_headers, merge_headers
 
 # Where a response keeps the JSON body parsed for its record, for its first `json()` call.
 PARSED_JSON = "_payi_web_json"
@@ -314,7 +314,7 @@ def _add_context_headers(
     (the key left out) as the scope's records share them."""
     wire = frame.wire
     if wire is None or wire[0] is not config.api_key:
-        headers = context_headers(frame, True)
+        headers = fresh_headers(frame, True)  # cached here, in the frame's wire entries
         added = [*headers.items()]
         if config.api_key:
             added.append((_API_KEY, config.api_key))

@@ -16,6 +16,7 @@ import random
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
+from operator import attrgetter
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -152,8 +153,8 @@ class Frame:
     log_prompt_and_response: bool | None
     # The contextvar token of the entry that made this frame current (track_context's exit uses it).
     token: Token[Frame | None] | None
-    # Caches: the headers by proxy mode, and the snapshot that call records share.
-    headers: dict[bool, tuple[dict[str, str], Mapping[str, str]]]
+    # Caches: the headers by proxy mode (None until asked for), and the snapshot that call records share.
+    headers: dict[bool, tuple[dict[str, str], Mapping[str, str]]] | None
     shared_snapshot: TrackingContext | None
     # The instrumented clients' cache: the API key it was made with, the encoded header entries,
     # and the headers as records hold them.
@@ -176,13 +177,8 @@ class Frame:
 
     def resolved(self) -> Frame:
         """This frame with its fields derived (once; thread-safe, so all threads agree on its ids)."""
-        args = self._args
-        if args is not None:
-            parent = self.parent.resolved()  # type: ignore[union-attr]  # a child always has one
-            with _resolve_lock:
-                if self._args is not None:
-                    _fill(self, parent, args)
-                    self._args = None
+        if self._args is not None:
+            _resolve_chain(self)
         return self
 
     def resolved_use_case_id(self) -> str | None:
@@ -239,10 +235,24 @@ def _empty_frame() -> Frame:
     frame.owner = None
     frame.parent = None
     frame._args = None
-    frame.headers = {}
+    frame.headers = None
     frame.shared_snapshot = None
     frame.wire = None
     return frame
+
+
+def _resolve_chain(frame: Frame) -> None:
+    """Derive the fields of `frame` and of its unresolved ancestors, outermost first, under one lock."""
+    pending = []
+    while frame._args is not None:  # a frame with arguments pending always has a parent
+        pending.append(frame)
+        frame = frame.parent  # type: ignore[assignment]
+    with _resolve_lock:
+        for frame in reversed(pending):
+            args = frame._args
+            if args is not None:  # another thread may have derived it meanwhile
+                _fill(frame, frame.parent, args)  # type: ignore[arg-type]
+                frame._args = None
 
 
 def _props(value: Properties, parent: Props | None) -> Props | None:
@@ -266,6 +276,8 @@ def derive(parent: Frame, args: Mapping[str, Any]) -> Frame:
     return frame
 
 
+# Every field of a frame, in the order `_fill` assigns them.
+_inherited: Final = attrgetter(*FIELD_NAMES)
 _LATEST_WINS: Final = frozenset(
     ("user_id", "account_name", "price_as_category", "price_as_resource", "resource_scope")
 )
@@ -275,24 +287,26 @@ _USE_CASE_ARGS: Final = frozenset(
 
 
 def _fill(frame: Frame, parent: Frame, args: Mapping[str, Any]) -> None:
-    frame.headers = {}
+    frame.headers = None
     frame.shared_snapshot = None
     frame.wire = None
-    # Everything inherited first; then each argument given (most scopes give one or two).
-    frame.use_case_name = parent.use_case_name
-    frame.use_case_id = parent.use_case_id
-    frame.use_case_version = parent.use_case_version
-    frame.use_case_step = parent.use_case_step
-    frame.use_case_properties = parent.use_case_properties
-    frame.limit_ids = parent.limit_ids
-    frame.user_id = parent.user_id
-    frame.account_name = parent.account_name
-    frame.request_properties = parent.request_properties
-    frame.price_as_category = parent.price_as_category
-    frame.price_as_resource = parent.price_as_resource
-    frame.resource_scope = parent.resource_scope
-    frame.proxy = parent.proxy
-    frame.log_prompt_and_response = parent.log_prompt_and_response
+    # Everything inherited first (read in one C call); then each argument given (most scopes give one or two).
+    (
+        frame.use_case_name,
+        frame.use_case_id,
+        frame.use_case_version,
+        frame.use_case_step,
+        frame.use_case_properties,
+        frame.limit_ids,
+        frame.user_id,
+        frame.account_name,
+        frame.request_properties,
+        frame.price_as_category,
+        frame.price_as_resource,
+        frame.resource_scope,
+        frame.proxy,
+        frame.log_prompt_and_response,
+    ) = _inherited(parent)
     use_case = False
     for name, value in args.items():
         if value is None:

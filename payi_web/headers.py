@@ -161,11 +161,19 @@ def _build(frame: Frame, proxy: bool) -> dict[str, str]:
 
 
 def _cached(frame: Frame, proxy: bool) -> tuple[dict[str, str], Mapping[str, str]]:
-    cached = frame.headers.get(proxy)
+    by_mode = frame.headers
+    if by_mode is None:
+        by_mode = frame.headers = {}
+    cached = by_mode.get(proxy)
     if cached is None:
         headers = _build(frame, proxy)
-        cached = frame.headers[proxy] = (headers, MappingProxyType(headers))
+        cached = by_mode[proxy] = (headers, MappingProxyType(headers))
     return cached
+
+
+def fresh_headers(frame: Frame, proxy: bool) -> Mapping[str, str]:
+    """The headers of `frame` alone, built anew (for a caller that keeps them): a read-only view."""
+    return MappingProxyType(_build(frame, proxy))
 
 
 def context_headers(frame: Frame, proxy: bool) -> Mapping[str, str]:

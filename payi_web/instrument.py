@@ -2,18 +2,19 @@
 
 The hook sits at the HTTP layer, in `Client.send` / `AsyncClient.send` of httpx and httpx2,
 so every endpoint, streaming or not, sync or async, is covered without a list of wrapped SDK
-methods: openai 1.x/2.x use httpx, openai >= 3 and anthropic >= 2 use httpx2.
+methods: openai 1.x/2.x use httpx, openai >= 3 and anthropic >= 2 use httpx2. Neither library
+is imported here: each is adopted when the process imports it, before or after `instrument()`.
 """
 
 from __future__ import annotations
 
-import importlib
 import types
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ._after_import import after_import
 from ._call import PARSED_JSON, Call, begin
 from ._log import warn_once
 from .context import current_frame
@@ -33,11 +34,7 @@ class _Library:
     response_json: Callable[..., Any]
 
 
-def _load(name: str) -> _Library | None:
-    try:
-        module = importlib.import_module(name)
-    except ImportError:
-        return None
+def _library(module: Any) -> _Library:
     return _Library(
         module,
         module.Client.send,
@@ -111,9 +108,6 @@ def _async_stream_class(base: type) -> type:
                 self._call.finish()
 
     return ObservedAsyncStream
-
-
-_LIBRARIES = [lib for lib in (_load("httpx"), _load("httpx2")) if lib is not None]
 
 
 def _untracked(request: Any) -> tuple[Any, None]:
@@ -196,9 +190,34 @@ def _json_method(lib: _Library) -> Callable[..., Any]:
     return json
 
 
-_JSON_METHODS = {id(lib): _json_method(lib) for lib in _LIBRARIES}
+# httpx and httpx2 as the process imports them (`_adopt`), with their wrapped methods by id.
+_LIBRARIES: list[_Library] = []
+_JSON_METHODS: dict[int, Callable[..., Any]] = {}
+_WRAPPERS: dict[int, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+# Whether `instrument()` (with no client) is in force: a library imported later is patched then.
+_global = False
 
-_WRAPPERS = {id(lib): (_sync_wrapper(lib), _async_wrapper(lib)) for lib in _LIBRARIES}
+
+def _adopt(module: Any) -> None:
+    if any(lib.module is module for lib in _LIBRARIES):
+        return
+    lib = _library(module)
+    _JSON_METHODS[id(lib)] = _json_method(lib)
+    _WRAPPERS[id(lib)] = (_sync_wrapper(lib), _async_wrapper(lib))
+    _LIBRARIES.append(lib)
+    if _global:
+        _patch(lib)
+
+
+def _patch(lib: _Library) -> None:
+    sync_send, async_send = _WRAPPERS[id(lib)]
+    lib.module.Client.send = sync_send
+    lib.module.AsyncClient.send = async_send
+    lib.module.Response.json = _JSON_METHODS[id(lib)]
+
+
+for _name in ("httpx", "httpx2"):
+    after_import(_name, _adopt)
 
 
 def _http_client_of(client: Any) -> tuple[Any, Callable[..., Any]] | None:
@@ -225,12 +244,11 @@ def instrument(client: C | None = None) -> C | None:
     for its record, to its first reader (the SDK), instead of parsing it a second time; any other
     response, or a call with arguments, parses as before. `uninstrument()` restores it.
     """
+    global _global
     if client is None:
+        _global = True
         for lib in _LIBRARIES:
-            sync_send, async_send = _WRAPPERS[id(lib)]
-            lib.module.Client.send = sync_send
-            lib.module.AsyncClient.send = async_send
-            lib.module.Response.json = _JSON_METHODS[id(lib)]
+            _patch(lib)
         return None
     found = _http_client_of(client)
     if found is None:
@@ -248,7 +266,9 @@ def instrument(client: C | None = None) -> C | None:
 
 def uninstrument(client: Any = None) -> None:
     """Undo `instrument()`: globally, or for one client."""
+    global _global
     if client is None:
+        _global = False
         for lib in _LIBRARIES:
             lib.module.Client.send = lib.sync_send
             lib.module.AsyncClient.send = lib.async_send
@@ -261,6 +281,8 @@ def uninstrument(client: Any = None) -> None:
 
 def is_instrumented(client: Any = None) -> bool:
     if client is None:
+        if not _LIBRARIES:  # neither is imported yet: each will be patched on import
+            return _global
         return any(getattr(lib.module.Client.send, "__payi_web__", False) for lib in _LIBRARIES)
     found = _http_client_of(client)
     return found is not None and getattr(found[0].send, "__payi_web__", False)

@@ -462,6 +462,51 @@ def test_a_process_that_never_calls_configure_uses_the_environment(tmp_path: Any
     assert result.stdout.strip() == "ok", result.stderr
 
 
+def test_http_libraries_imported_after_instrument_are_instrumented_and_never_imported_for_it() -> None:
+    # A fresh process: payi-web imports neither httpx nor httpx2 itself (an app on openai >= 3
+    # never pays for legacy httpx), and each is patched when the app imports it, after instrument().
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        import payi_web
+        from payi_web.instrument import is_instrumented
+
+        payi_web.configure(header_hosts=["http://provider.test"], ledger=False)
+        payi_web.instrument()
+        assert "httpx" not in sys.modules and "httpx2" not in sys.modules, "imported by payi-web"
+        assert is_instrumented()
+
+        import httpx, httpx2
+
+        def handler(request):
+            lib = httpx if isinstance(request, httpx.Request) else httpx2
+            return lib.Response(200, json={"user": request.headers.get("xproxy-user-id")})
+
+        async def both(lib, user):
+            with payi_web.track_context(user_id=user):
+                async with lib.AsyncClient(transport=lib.MockTransport(handler)) as client:
+                    return (await client.get("http://provider.test/v1/models")).json()["user"]
+
+        for lib in (httpx, httpx2):
+            with payi_web.track_context(user_id="sync-" + lib.__name__):
+                sync = lib.Client(transport=lib.MockTransport(handler)).get("http://provider.test/x")
+            assert sync.json()["user"] == "sync-" + lib.__name__, (lib, sync.json())
+            assert asyncio.run(both(lib, "async-" + lib.__name__)) == "async-" + lib.__name__
+            assert lib.Client.send.__payi_web__
+        payi_web.uninstrument()
+        plain = httpx.Client(transport=httpx.MockTransport(handler))
+        with payi_web.track_context(user_id="after"):
+            assert plain.get("http://provider.test/x").json()["user"] is None
+        print("ok")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYI")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
 def test_azure_openai_deployments_are_recorded_as_azure(
     provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:
