@@ -114,49 +114,50 @@ def _encode_props(props: Props, proxy: bool) -> str:
     return encoded
 
 
-def _safe(value: str, header: str) -> str:
-    return value if value.isascii() and value.isprintable() else header_safe(value, header)
-
-
 def _build(frame: Frame, proxy: bool) -> dict[str, str]:
     # Straight-line: this runs for every scope that makes a GenAI call.
     out: dict[str, str] = {}
     name = frame.use_case_name
     if name:
-        out[H.USE_CASE_NAME] = _safe(name, H.USE_CASE_NAME)
+        out[H.USE_CASE_NAME] = name
         use_case_id = frame.use_case_id
         if use_case_id is not None:
             if isinstance(use_case_id, LazyId):
                 use_case_id = use_case_id.get()
-            out[H.USE_CASE_ID] = _safe(use_case_id, H.USE_CASE_ID)
+            out[H.USE_CASE_ID] = use_case_id
         if frame.use_case_version is not None:
             out[H.USE_CASE_VERSION] = str(frame.use_case_version)
         if frame.use_case_step is not None:
-            out[H.USE_CASE_STEP] = _safe(frame.use_case_step, H.USE_CASE_STEP)
+            out[H.USE_CASE_STEP] = frame.use_case_step
     if frame.use_case_properties is not None:
         out[H.USE_CASE_PROPERTIES] = _encode_props(frame.use_case_properties, proxy)
     if frame.limit_ids:
-        out[H.LIMIT_IDS] = _safe(",".join(frame.limit_ids), H.LIMIT_IDS)
+        out[H.LIMIT_IDS] = ",".join(frame.limit_ids)
     value = frame.user_id
     if isinstance(value, Deferred):
         value = value.get()
     if value:
-        out[H.USER_ID] = _safe(value, H.USER_ID)
+        out[H.USER_ID] = value
     value = frame.account_name
     if isinstance(value, Deferred):
         value = value.get()
     if value:
-        out[H.ACCOUNT_NAME] = _safe(value, H.ACCOUNT_NAME)
+        out[H.ACCOUNT_NAME] = value
     if frame.request_properties is not None:
         out[H.REQUEST_PROPERTIES] = _encode_props(frame.request_properties, proxy)
     if frame.price_as_category:
-        out[H.PRICE_AS_CATEGORY] = _safe(frame.price_as_category, H.PRICE_AS_CATEGORY)
+        out[H.PRICE_AS_CATEGORY] = frame.price_as_category
     if frame.price_as_resource:
-        out[H.PRICE_AS_RESOURCE] = _safe(frame.price_as_resource, H.PRICE_AS_RESOURCE)
+        out[H.PRICE_AS_RESOURCE] = frame.price_as_resource
     if frame.resource_scope:
-        out[H.RESOURCE_SCOPE] = _safe(frame.resource_scope, H.RESOURCE_SCOPE)
+        out[H.RESOURCE_SCOPE] = frame.resource_scope
     if frame.log_prompt_and_response is False:
         out[H.LOGGING_DISABLE] = "True"
+    # Every value checked at once (the usual case); only an unsafe one is looked for and encoded.
+    every = "".join(out.values())
+    if not (every.isascii() and every.isprintable()):
+        for header, text in out.items():
+            out[header] = header_safe(text, header)
     return out
 
 

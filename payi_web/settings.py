@@ -131,7 +131,10 @@ class PayiSettings(BaseModel):
         }
 
     def is_excluded(self, path: str) -> bool:
-        return any(pattern.search(path) for pattern in self.EXCLUDE_PATHS)
+        for pattern in self.EXCLUDE_PATHS:  # a loop, not any(): this runs on every request
+            if pattern.search(path):
+                return True
+        return False
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.__dict__.items() if k != "API_KEY" and v not in (None, (), {})}

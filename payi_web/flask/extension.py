@@ -174,11 +174,13 @@ class PayiState:
         """A new request's frame: deferred user and account (resolved on first use), CONTEXT's fields."""
         seeding = self._seeding(app)
         args: dict[str, Any] = {}
-        if seeding.user_id is not None or seeding.account_name is not None:
-            contexts = (_cv_request.get(None), _cv_app.get(None))
-            for key, named in (("user_id", seeding.user_id), ("account_name", seeding.account_name)):
-                if named is not None:
-                    args[key] = Deferred(_in_this_request(named[0], *contexts), name=named[1])
+        user, account = seeding.user_id, seeding.account_name
+        if user is not None or account is not None:
+            request_ctx, app_ctx = _cv_request.get(None), _cv_app.get(None)
+            if user is not None:
+                args["user_id"] = _deferred(user, request_ctx, app_ctx)
+            if account is not None:
+                args["account_name"] = _deferred(account, request_ctx, app_ctx)
         if seeding.context is not None:
             args.update(_context_fields(*seeding.context))
         return Frame.child(self.root, args)
@@ -189,6 +191,11 @@ class _Seeding(NamedTuple):
     user_id: tuple[Resolver, str] | None
     account_name: tuple[Resolver, str] | None
     context: tuple[Resolver, str] | None
+
+
+def _deferred(named: tuple[Resolver, str], request_ctx: Any, app_ctx: Any) -> Deferred:
+    resolve, name = named
+    return Deferred(_in_this_request(resolve, request_ctx, app_ctx), name=name)
 
 
 def _in_this_request(resolve: Resolver, request_ctx: Any, app_ctx: Any) -> Resolver:
@@ -224,7 +231,7 @@ def _context_fields(context: Resolver, name: str) -> dict[str, Any]:
             return {}
         if not isinstance(fields, Mapping):
             raise TypeError(f"must return a dict of context fields, got {type(fields).__name__}")
-        return dict(validate_fields(name, fields))
+        return validate_fields(name, fields)  # the caller copies it
     except Exception:
         warn_once(
             f"flask-context:{name}",
