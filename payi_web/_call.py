@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from . import records
 from ._genai import (
@@ -315,12 +315,14 @@ def _add_context_headers(
     wire = frame.wire
     if wire is None or wire[0] is not config.api_key:
         headers = fresh_headers(frame, True)  # cached here, in the frame's wire entries
-        added = [*headers.items()]
+        # Every name is one of Pay-i's (its encodings known) and every value printable ASCII, so
+        # never a newline: all encoded in a few C calls rather than one by one.
+        values = "\n".join(headers.values()).encode().split(b"\n")
+        names = map(_WIRE_NAME.__getitem__, headers)
+        encoded = [*zip(names, map(_WIRE_LOWER.__getitem__, headers), values, strict=True)]
         if config.api_key:
-            added.append((_API_KEY, config.api_key))
-        # Every name here is one of Pay-i's: its encodings are known.
-        encoded = tuple([_WIRE_NAMES[k] + (v.encode(),) for k, v in added])
-        wire = frame.wire = (config.api_key, encoded, headers)
+            encoded.append((_API_KEY_NAME, _API_KEY_WIRE_LOWER, config.api_key.encode()))
+        wire = frame.wire = (config.api_key, tuple(encoded), headers)
     if entries is not None:
         entries.extend(wire[1])
     else:
@@ -329,10 +331,11 @@ def _add_context_headers(
     return wire[2]
 
 
-# Pay-i's header names as httpx keeps them: (name, lower-case name), encoded once.
-_WIRE_NAMES: dict[str, tuple[bytes, bytes]] = {
-    name: (name.encode(), low.encode()) for low, name in CANONICAL.items()
-}
+# Pay-i's header names as httpx keeps them (as given, and lower-case), encoded once.
+_WIRE_NAME: dict[str, bytes] = {name: name.encode() for name in CANONICAL.values()}
+_WIRE_LOWER: dict[str, bytes] = {name: low.encode() for low, name in CANONICAL.items()}
+_API_KEY_NAME: Final = _WIRE_NAME[_API_KEY]
+_API_KEY_WIRE_LOWER: Final = _WIRE_LOWER[_API_KEY]
 
 
 def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:

@@ -131,7 +131,7 @@ class PayiSettings(BaseModel):
         }
 
     def is_excluded(self, path: str) -> bool:
-        for pattern in self.EXCLUDE_PATHS:  # a loop, not any(): this runs on every request
+        for pattern in self.EXCLUDE_PATHS:  # noqa: SIM110 -- not any(genexpr): this runs on every request
             if pattern.search(path):
                 return True
         return False
