@@ -317,7 +317,7 @@ def _add_context_headers(
         headers = fresh_headers(frame, True)  # cached here, in the frame's wire entries
         # Every name is one of Pay-i's (its encodings known) and every value printable ASCII, so
         # never a newline: all encoded in a few C calls rather than one by one.
-        values = "\n".join(headers.values()).encode().split(b"\n")
+        values = "\n".join(headers.values()).encode().split(b"\n") if headers else ()
         names = map(_WIRE_NAME.__getitem__, headers)
         encoded = [*zip(names, map(_WIRE_LOWER.__getitem__, headers), values, strict=True)]
         if config.api_key:
