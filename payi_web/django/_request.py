@@ -14,6 +14,7 @@ call of the request (or a `get_context()`), and then at most once. Each has two 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,16 @@ def off_the_loop(fn: Callable[[], T]) -> T:
     except RuntimeError:
         return fn()
     return _worker_pool().submit(_in_worker, fn).result()
+
+
+def _run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`async_to_sync(fn)(*args)`, in a copy of this context.
+
+    asgiref records its executor in a `Local` of the calling context; left there, it would join
+    the request's context and be copied and re-homed at every later sync/async hop of the
+    request. A resolver's answer is all that is wanted from it.
+    """
+    return contextvars.copy_context().run(async_to_sync(fn), *args)
 
 
 def user_pk(user: Any) -> str | None:
@@ -145,7 +156,7 @@ def _deferred(
                     return resolve_at_home(home, deferred.aget)
                 except NotAtHome:
                     pass
-            return off_the_loop(lambda: async_to_sync(fn)(request))
+            return off_the_loop(lambda: _run_async(fn, request))
 
         deferred = Deferred(resolve, aresolve=lambda: fn(request), name=name)
         return deferred
@@ -203,7 +214,7 @@ def request_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
     if context is not None:
         try:
             is_async = _resolvers_of(settings).context
-            value = async_to_sync(context)(request) if is_async else context(request)
+            value = _run_async(context, request) if is_async else context(request)
             extra = _context_fields(value)
         except Exception:
             _context_failed()

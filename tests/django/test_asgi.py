@@ -166,6 +166,23 @@ async def test_an_async_account_resolver(
     assert accounts.calls["aaccount_name"] == before + 2  # once per request
 
 
+async def test_an_async_account_resolved_from_a_sync_thread_leaves_the_request_context_as_it_was(
+    make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
+) -> None:
+    # The resolver runs through async_to_sync there, whose own bookkeeping (a Local for its
+    # executor) would otherwise join the request's context and be carried, copied and re-homed
+    # by every later sync/async hop of the request.
+    settings.PAYI = {**settings.PAYI, "ACCOUNT_NAME": "tests.django.project.accounts.aaccount_name"}
+    clients = await _logged_in(make_user, 4)
+    responses = await asyncio.gather(*(client.get("/sync-in-async/") for _, client in clients))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert [r.json()["added"] for r in responses] == [[]] * 4
+    accounts_of = {str(user.pk): account_of(n) for n, (user, _) in enumerate(clients)}
+    assert sorted(c.context.user_id for c in payi_calls) == sorted(accounts_of)
+    assert all(c.context.account_name == accounts_of[c.context.user_id] for c in payi_calls)
+    assert {c.context.use_case_name for c in payi_calls} == {"sync-in-async"}
+
+
 async def test_concurrent_calls_of_a_request_share_one_async_resolution(
     make_user: Any, provider: FakeProvider, payi_calls: CapturedCalls, settings: Any
 ) -> None:

@@ -21,6 +21,7 @@ urlpatterns = [
     path("gathered/", views.gathered),
     path("cancelled/", views.cancelled_resolution),
     path("blocking/", views.blocking_in_async),
+    path("sync-in-async/", views.sync_call_in_async),
     path("loaded-then-thread/", views.loaded_then_thread),
     path("pooled/", views.pooled_in_async),
     path("pooled-sync/", views.pooled_in_sync),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,17 @@ async def cancelled_resolution(request: HttpRequest) -> JsonResponse:
 async def blocking_in_async(request: HttpRequest) -> JsonResponse:
     # A sync client called on the event loop: the user is resolved off the loop.
     return JsonResponse({"text": genai.ask(), "user_id": get_context().user_id})
+
+
+@track(use_case_name="sync-in-async")
+async def sync_call_in_async(request: HttpRequest) -> JsonResponse:
+    # A sync client through sync_to_async (Django's thread for sync code), the request's first
+    # call: its async account resolver runs from that thread. What the view's context holds
+    # before and after: payi-web's resolution adds nothing to it.
+    before = set(contextvars.copy_context())
+    text = await sync_to_async(genai.ask)()
+    added = sorted(var.name for var in set(contextvars.copy_context()) - before)
+    return JsonResponse({"text": text, "added": added})
 
 
 @track(use_case_name="loaded-then-thread")
