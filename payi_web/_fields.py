@@ -93,6 +93,11 @@ class Deferred:
         self._pending: asyncio.Future[None] | None = None
         self._pending_task: asyncio.Task[Any] | None = None
 
+    @property
+    def settled(self) -> bool:
+        """Resolved (or failed): `get()` returns at once."""
+        return self._done
+
     def __repr__(self) -> str:
         state = repr(self._value) if self._done else "unresolved"
         return f"Deferred({self._name}: {state})"

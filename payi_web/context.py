@@ -193,6 +193,13 @@ class Frame:
         value = self.account_name
         return value.get() if isinstance(value, Deferred) else value
 
+    def has_unresolved(self) -> bool:
+        """Whether a deferred user id or account name is still to be resolved (`aresolve` has work)."""
+        user, account = self.user_id, self.account_name
+        return (isinstance(user, Deferred) and not user.settled) or (
+            isinstance(account, Deferred) and not account.settled
+        )
+
     async def aresolve(self) -> None:
         """Resolve deferred values the async way (a resolver may need the event loop's own path)."""
         for value in (self.user_id, self.account_name):

@@ -154,7 +154,8 @@ def _async_wrapper(lib: _Library) -> Callable[..., Any]:
     async def send(self: Any, request: Any, **kwargs: Any) -> Any:
         frame = current_frame()
         try:
-            await frame.aresolve()  # deferred user/account, resolved the event loop's way
+            if frame.has_unresolved():  # the request's first call: no coroutine for the others
+                await frame.aresolve()  # deferred user/account, resolved the event loop's way
         except Exception:
             warn_once("aresolve", "payi_web: could not resolve the request's context", exc_info=True)
         try:
