@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +35,25 @@ def test_bind_context_carries_the_scope_and_cleans_up() -> None:
         # The worker thread is left as it was found.
         assert pool.submit(user).result() is None
     assert bound.__name__ == "user"
+
+
+def test_bind_context_keeps_what_functools_wraps_keeps() -> None:
+    def report(kind: str, /) -> str:
+        """Which user asked."""
+        return f"{kind}:{user()}"
+
+    report.owner = "billing"  # type: ignore[attr-defined]
+    with track_context(user_id="u2"):
+        bound = payi_web.bind_context(report)
+        bound_partial = payi_web.bind_context(functools.partial(report, "partial"))
+    reference = functools.wraps(report)(lambda: None)
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "owner"):
+        assert getattr(bound, attr) == getattr(reference, attr), attr
+    assert bound.__wrapped__ is report  # type: ignore[attr-defined]
+    assert inspect.signature(bound) == inspect.signature(report)
+    with ThreadPoolExecutor(2) as pool:
+        assert pool.submit(bound, "fn").result() == "fn:u2"
+        assert pool.submit(bound_partial).result() == "partial:u2"
 
 
 def test_patch_thread_pool_is_opt_in_idempotent_and_undoable() -> None:
