@@ -84,12 +84,17 @@ def user_pk(user: Any) -> str | None:
     return None if pk is None else str(pk)
 
 
+def _wrapped_of(lazy: object) -> Any:
+    # What the lazy object holds (or `empty`), read past its Python-level __getattribute__.
+    return object.__getattribute__(lazy, "_wrapped")
+
+
 def _default_user_id(request: HttpRequest) -> str | None:
     # Whatever `request.user` is now: Django's lazy user, or the user DRF authenticated and set
     # on the HttpRequest inside the view.
     user = getattr(request, "user", None)
     if isinstance(user, SimpleLazyObject):
-        loaded = user._wrapped
+        loaded = _wrapped_of(user)
         if loaded is empty:
             # An async view loaded it with `await request.auser()`: the lazy user would load it again.
             loaded = getattr(request, "_acached_user", None)
@@ -103,7 +108,7 @@ def _default_user_id(request: HttpRequest) -> str | None:
 
 async def _adefault_user_id(request: HttpRequest) -> str | None:
     user = getattr(request, "user", None)
-    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+    if isinstance(user, SimpleLazyObject) and _wrapped_of(user) is empty:
         # Not evaluated yet: Django's async way, no thread hop when the user is cached.
         auser = getattr(request, "auser", None)
         if auser is not None:
