@@ -1,7 +1,9 @@
 """The one HTTP call of ingest mode, and what its outcome means for delivery.
 
-The HTTP library is httpx if it is installed, else httpx2 (the same API), imported only when
-ingest mode is configured: the core's only runtime dependency is pydantic. Every request is
+The HTTP library is httpx2 or httpx (the same API), imported only when ingest mode is
+configured: the core's only runtime dependency is pydantic. One the app has imported already is
+used (httpx2 first), so that ingest loads no second library: openai >= 3 and anthropic >= 2
+bring httpx2, older SDKs httpx. Every request is
 sent with the `payi_web_bypass` extension, so that a globally instrumented httpx neither
 adds the context's headers to it nor records it as a call.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,7 +22,7 @@ from typing import Any, Final
 __all__ = ["BYPASS", "IngestUnavailable", "Outcome", "load_http", "outcome_of_error", "outcome_of_response"]
 
 BYPASS: Final = {"payi_web_bypass": True}
-_LIBRARIES: Final = ("httpx", "httpx2")
+_LIBRARIES: Final = ("httpx2", "httpx")  # by preference
 _MAX_MESSAGE: Final = 300
 
 
@@ -28,7 +31,12 @@ class IngestUnavailable(ImportError):
 
 
 def load_http() -> ModuleType:
-    """httpx, else httpx2; `IngestUnavailable` (an ImportError) when neither is installed."""
+    """httpx2 or httpx, whichever is imported already, else installed (httpx2 first);
+    `IngestUnavailable` (an ImportError) when neither is installed."""
+    for name in _LIBRARIES:
+        module = sys.modules.get(name)
+        if module is not None:
+            return module
     for name in _LIBRARIES:
         try:
             return importlib.import_module(name)

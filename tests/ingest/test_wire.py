@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -263,6 +266,42 @@ def test_configure_fails_clearly_without_an_http_library(
         payi_web.configure(api_key=API_KEY)
     assert payi_web.current_config() is before  # nothing changed
     payi_web.configure(api_key=API_KEY, defaults={"proxy": True})  # the proxy needs no ingest
+
+
+@pytest.mark.parametrize(
+    ("imported", "used", "unused"), [((), "httpx2", "httpx"), (("httpx",), "httpx", "httpx2")]
+)
+def test_ingest_uses_the_http_library_the_app_has_loaded_else_httpx2(
+    server: IngestServer, imported: tuple[str, ...], used: str, unused: str
+) -> None:
+    # A fresh process: ingest imports no second HTTP library beside the one the app's SDK brought
+    # (httpx2 for openai >= 3 and anthropic >= 2, httpx for older ones), and delivers through it.
+    script = textwrap.dedent(
+        f"""
+        import importlib, sys
+        for name in {imported!r}:
+            importlib.import_module(name)
+        import payi_web
+        from payi_web.fake_provider import FakeProvider
+
+        payi_web.configure(api_key={API_KEY!r}, base_url={server.url!r}, ledger=False)
+        assert {used!r} in sys.modules and {unused!r} not in sys.modules, sorted(sys.modules)
+        lib = importlib.import_module({used!r})
+        payi_web.instrument()
+        client = lib.Client(transport=FakeProvider().transport(lib))
+        with payi_web.track_context(user_id="u-7"):
+            client.post({OPENAI!r} + "/chat/completions", json={CHAT!r})
+        assert payi_web.flush(10)
+        assert {unused!r} not in sys.modules
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
+    [sent] = server.received
+    assert sent.path == "/api/v1/ingest"
+    assert sent.headers["xproxy-user-id"] == "u-7"
+    assert sent.json["resource"] == "gpt-4o-mini"
 
 
 def test_event_values_are_strings_and_unknown_sides_left_out() -> None:
