@@ -67,4 +67,13 @@ def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
         return
     if importlib.util.find_spec(name) is None:
         return  # not installed
-    sys.meta_path.insert(0, _Finder(name, then))
+    finder = _Finder(name, then)
+    sys.meta_path.insert(0, finder)
+    # Imported by another thread since the first look, before the finder was in place?
+    module = sys.modules.get(name)
+    if module is not None:
+        with _lock:
+            if finder not in sys.meta_path:
+                return  # the finder took that import: `then` runs once it is done
+            sys.meta_path.remove(finder)
+        then(module)
