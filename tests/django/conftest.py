@@ -80,7 +80,7 @@ def make_user(db: None) -> object:
     from .project.models import Membership
 
     def make(username: str, *, account: str | None = None, staff: bool = False) -> User:
-        user = User.objects.create(username=username, is_staff=staff)
+        user: User = User.objects.create(username=username, is_staff=staff)
         if account is not None:
             Membership.objects.create(user=user, account_name=account)
         return user
