@@ -61,15 +61,11 @@ class _Loader(importlib.abc.Loader):
 
 def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
     """Call `then(module)` now if `name` is imported already, else right after its import (if ever)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        then(module)
-        return
-    if importlib.util.find_spec(name) is None:
+    if sys.modules.get(name) is None and importlib.util.find_spec(name) is None:
         return  # not installed
     finder = _Finder(name, then)
+    # The finder first, then the look: an import by another thread in between is not missed.
     sys.meta_path.insert(0, finder)
-    # Imported by another thread since the first look, before the finder was in place?
     module = sys.modules.get(name)
     if module is not None:
         with _lock:
