@@ -372,6 +372,19 @@ def _add_headers(target: Any, added: dict[str, str]) -> None:
         target[name] = value
 
 
+def guard_redirect(request: Any) -> None:
+    """Strip every `xProxy-*` header (the API key too) from a request not bound for Pay-i.
+
+    `begin()` decides for the request a caller sends; a client then sends others built from it
+    (redirects it follows, with the first one's headers copied), each passing through here.
+    """
+    entries = _entries(request.headers)
+    if not _given_payi_headers(request.headers, entries):
+        return  # the usual case: nothing that could leak
+    if not _route(request, current_config())[1]:
+        _strip_payi_headers(request)
+
+
 def _strip_payi_headers(request: Any) -> None:
     for key in {k.lower() for k in request.headers if k.lower().startswith("xproxy-")}:
         del request.headers[key]

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._after_import import after_import
-from ._call import PARSED_JSON, Call, begin
+from ._call import PARSED_JSON, Call, begin, guard_redirect
+from ._compat import MissingPrivate
+from ._compat.httpx import SEND_SINGLE_REQUEST, send_single_request
 from ._log import warn_once
 from .context import current_frame
 
@@ -32,6 +34,17 @@ class _Library:
     sync_stream: type
     async_stream: type
     response_json: Callable[..., Any]
+    # None: a release without it (logged), where redirects cannot be guarded.
+    sync_single: Callable[..., Any] | None
+    async_single: Callable[..., Any] | None
+
+
+def _single_sender(client_class: type) -> Callable[..., Any] | None:
+    try:
+        return send_single_request(client_class)
+    except MissingPrivate as missing:  # never fails the app's `import httpx`
+        warn_once(f"missing:{client_class.__module__}", "payi_web: %s", missing)
+        return None
 
 
 def _library(module: Any) -> _Library:
@@ -42,7 +55,19 @@ def _library(module: Any) -> _Library:
         _sync_stream_class(module.SyncByteStream),
         _async_stream_class(module.AsyncByteStream),
         module.Response.json,
+        _single_sender(module.Client),
+        _single_sender(module.AsyncClient),
     )
+
+
+@dataclass(frozen=True)
+class _Wrappers:
+    """What `instrument()` puts in place of a library's methods (a client's, or the classes')."""
+
+    sync_send: Callable[..., Any]
+    async_send: Callable[..., Any]
+    sync_single: Callable[..., Any] | None
+    async_single: Callable[..., Any] | None
 
 
 class _Observing:
@@ -191,10 +216,42 @@ def _json_method(lib: _Library) -> Callable[..., Any]:
     return json
 
 
+def _guard_failed() -> None:
+    warn_once("redirect-guard", "payi_web: could not check a redirected request's headers", exc_info=True)
+
+
+def _single_wrappers(lib: _Library) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
+    """`_send_single_request` wrappers: every request a client puts on the wire, redirects too,
+    carries Pay-i's headers only to a Pay-i-bound host."""
+    sync_single, async_single = lib.sync_single, lib.async_single
+    if sync_single is None or async_single is None:
+        return None, None
+
+    def send_single(self: Any, request: Any) -> Any:
+        try:
+            guard_redirect(request)
+        except Exception:
+            _guard_failed()
+        return sync_single(self, request)
+
+    async def asend_single(self: Any, request: Any) -> Any:
+        try:
+            guard_redirect(request)
+        except Exception:
+            _guard_failed()
+        return await async_single(self, request)
+
+    return send_single, asend_single
+
+
+def _wrappers(lib: _Library) -> _Wrappers:
+    return _Wrappers(_sync_wrapper(lib), _async_wrapper(lib), *_single_wrappers(lib))
+
+
 # httpx and httpx2 as the process imports them (`_adopt`), with their wrapped methods by id.
 _LIBRARIES: list[_Library] = []
 _JSON_METHODS: dict[int, Callable[..., Any]] = {}
-_WRAPPERS: dict[int, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+_WRAPPERS: dict[int, _Wrappers] = {}
 # Whether `instrument()` (with no client) is in force: a library imported later is patched then.
 _global = False
 
@@ -204,32 +261,48 @@ def _adopt(module: Any) -> None:
         return
     lib = _library(module)
     _JSON_METHODS[id(lib)] = _json_method(lib)
-    _WRAPPERS[id(lib)] = (_sync_wrapper(lib), _async_wrapper(lib))
+    _WRAPPERS[id(lib)] = _wrappers(lib)
     _LIBRARIES.append(lib)
     if _global:
         _patch(lib)
 
 
 def _patch(lib: _Library) -> None:
-    sync_send, async_send = _WRAPPERS[id(lib)]
-    lib.module.Client.send = sync_send
-    lib.module.AsyncClient.send = async_send
+    wrappers = _WRAPPERS[id(lib)]
+    lib.module.Client.send = wrappers.sync_send
+    lib.module.AsyncClient.send = wrappers.async_send
+    _set_single(lib.module.Client, wrappers.sync_single)
+    _set_single(lib.module.AsyncClient, wrappers.async_single)
     lib.module.Response.json = _JSON_METHODS[id(lib)]
+
+
+def _unpatch(lib: _Library) -> None:
+    lib.module.Client.send = lib.sync_send
+    lib.module.AsyncClient.send = lib.async_send
+    _set_single(lib.module.Client, lib.sync_single)
+    _set_single(lib.module.AsyncClient, lib.async_single)
+    lib.module.Response.json = lib.response_json
+
+
+def _set_single(target: Any, method: Callable[..., Any] | None) -> None:
+    if method is not None:
+        setattr(target, SEND_SINGLE_REQUEST, method)
 
 
 for _name in ("httpx", "httpx2"):
     after_import(_name, _adopt)
 
 
-def _http_client_of(client: Any) -> tuple[Any, Callable[..., Any]] | None:
-    """The httpx/httpx2 client inside `client` (itself, or an SDK client's `_client`) and its wrapper."""
+def _http_client_of(client: Any) -> tuple[Any, Callable[..., Any], Callable[..., Any] | None] | None:
+    """The httpx/httpx2 client inside `client` (itself, or an SDK client's `_client`) and its
+    `send` and `_send_single_request` wrappers."""
     for candidate in (client, getattr(client, "_client", None)):
         for lib in _LIBRARIES:
-            sync_send, async_send = _WRAPPERS[id(lib)]
+            wrappers = _WRAPPERS[id(lib)]
             if isinstance(candidate, lib.module.Client):
-                return candidate, sync_send
+                return candidate, wrappers.sync_send, wrappers.sync_single
             if isinstance(candidate, lib.module.AsyncClient):
-                return candidate, async_send
+                return candidate, wrappers.async_send, wrappers.async_single
     return None
 
 
@@ -239,7 +312,9 @@ def instrument(client: C | None = None) -> C | None:
     With no argument, patches `send` of httpx's and httpx2's `Client` and `AsyncClient`, which
     covers `openai.OpenAI`, `AsyncOpenAI`, `AzureOpenAI`, `anthropic.Anthropic`,
     `AsyncAnthropic` and plain clients, including ones created before this call; calling it
-    again is harmless. With a client, instruments that client alone and returns it.
+    again is harmless. With a client, instruments that client alone and returns it. Either way,
+    each request the client then sends after the first (a redirect it follows) keeps Pay-i's
+    headers and key only if it is bound for Pay-i too.
 
     Either way, `Response.json` of httpx and httpx2 hands a GenAI call's JSON body, parsed once
     for its record, to its first reader (the SDK), instead of parsing it a second time; any other
@@ -257,11 +332,13 @@ def instrument(client: C | None = None) -> C | None:
             f"instrument(): {type(client).__name__} is neither an httpx/httpx2 client "
             "nor an SDK client built on one"
         )
-    http_client, send = found
+    http_client, send, send_single = found
     for lib in _LIBRARIES:  # a pass-through for any response that holds no parsed body
         lib.module.Response.json = _JSON_METHODS[id(lib)]
-    # An instance attribute: this client alone, whatever the global state.
+    # Instance attributes: this client alone, whatever the global state.
     http_client.send = types.MethodType(send, http_client)
+    if send_single is not None:
+        _set_single(http_client, types.MethodType(send_single, http_client))
     return client
 
 
@@ -271,13 +348,12 @@ def uninstrument(client: Any = None) -> None:
     if client is None:
         _global = False
         for lib in _LIBRARIES:
-            lib.module.Client.send = lib.sync_send
-            lib.module.AsyncClient.send = lib.async_send
-            lib.module.Response.json = lib.response_json
+            _unpatch(lib)
         return
     found = _http_client_of(client)
-    if found is not None and "send" in vars(found[0]):
-        del found[0].send
+    if found is not None:
+        for name in ("send", SEND_SINGLE_REQUEST):
+            vars(found[0]).pop(name, None)
 
 
 def is_instrumented(client: Any = None) -> bool:
