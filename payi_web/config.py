@@ -59,15 +59,37 @@ def current_config() -> Config:
     return config
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _url_prefix(where: str, value: object) -> str:
+    """`value` as the clients' requests spell their URLs: scheme and host lower-case, no default
+    port, no trailing slash; so that `https://API.pay-i.com:443/` matches what is sent."""
     if not isinstance(value, str):
         raise TypeError(f"configure(): {where} must be a URL string, got {type(value).__name__}")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or port == -1
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
         raise ValueError(
-            f"configure(): {where} must be an http(s) URL like 'https://host[:port][/path]', got {value!r}"
+            f"configure(): {where} must be an http(s) URL like 'https://host[:port][/path]' (no "
+            f"credentials, query or fragment), got {value!r}"
         )
-    return value.rstrip("/")
+    host = parts.hostname  # lower-cased by urlsplit, IPv6 brackets removed
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path}".rstrip("/")
 
 
 def configure(

@@ -112,6 +112,36 @@ def test_header_hosts_and_base_url_and_proxy_urls(provider: FakeProvider) -> Non
         payi_web.proxy_url("bard")
 
 
+@pytest.mark.parametrize(
+    ("configured", "called"),
+    [
+        ("https://API.Pay-i.com", "https://api.pay-i.com"),
+        ("https://api.pay-i.com:443", "https://api.pay-i.com"),
+        ("HTTPS://api.pay-i.com:443/", "https://API.PAY-I.COM"),
+        ("http://Gateway.Internal:80/gw", "http://gateway.internal/gw"),
+    ],
+)
+@pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
+def test_urls_match_whatever_the_case_of_scheme_and_host_and_a_default_port(
+    provider: FakeProvider, lib: Any, configured: str, called: str
+) -> None:
+    payi_web.configure(api_key="payi-secret-key", base_url=configured, header_hosts=[configured], ledger=False)
+    client = payi_web.instrument(openai_client(provider, called + "/v1", lib=lib))
+    with track_context(user_id="7"):
+        client.chat.completions.create(**CHAT)
+    [sent] = provider.received
+    assert sent.headers["xproxy-user-id"] == "7"
+    assert sent.headers["xproxy-api-key"] == "payi-secret-key"
+    assert payi_web.proxy_url("openai").startswith(called.lower().replace(":443", "") + "/api/v1/proxy/")
+
+
+def test_a_url_with_credentials_or_a_bad_port_is_refused() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        payi_web.configure(base_url="https://user:secret@api.pay-i.com")
+    with pytest.raises(ValueError, match="header_hosts"):
+        payi_web.configure(header_hosts=["https://gateway:99999"])
+
+
 def test_configure_again_reroutes_urls_already_called(provider: FakeProvider) -> None:
     # Per-URL decisions are remembered for speed: a new configuration must not see stale ones.
     client = payi_web.instrument(openai_client(provider, "http://127.0.0.1:8080/gw/v1"))
