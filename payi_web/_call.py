@@ -23,7 +23,6 @@ from ._genai import (
     classify,
     loads,
     prepare_body,
-    usage_from_body,
     usage_from_json,
 )
 from ._log import warn_once
@@ -66,6 +65,7 @@ class Call:
         "_buffer",
         "_done",
         "_observer",
+        "_unusable",
         "endpoint",
         "facts",
         "frame",
@@ -102,6 +102,9 @@ class Call:
         self.response_facts = _NO_FACTS
         self._observer: StreamObserver | None = None
         self._buffer: bytearray | None = None
+        # A 2xx body that is not the JSON object the endpoint answers with: the SDK raised on it
+        # (or handed the caller a string), so the call failed whatever its status says.
+        self._unusable = False
         self._done = False
 
     # --- the response ---------------------------------------------------------------------
@@ -141,8 +144,11 @@ class Call:
         try:
             if self._observer is not None:
                 return self._observer.feed(chunk)
-            if self._buffer is not None and len(self._buffer) + len(chunk) <= _MAX_BUFFERED_BODY:
-                self._buffer += chunk
+            if self._buffer is not None:
+                if len(self._buffer) + len(chunk) <= _MAX_BUFFERED_BODY:
+                    self._buffer += chunk
+                else:  # too large to read for its usage: unknown, not a failure
+                    self._buffer = None
         except Exception:
             warn_once("observe-stream", "payi_web: could not observe a response stream", exc_info=True)
             self._observer = self._buffer = None
@@ -154,7 +160,7 @@ class Call:
         try:
             if self._observer is not None:
                 tail = self._observer.finish()
-            elif self._buffer:
+            elif self._buffer is not None:
                 self._parse_json(bytes(self._buffer))
         except Exception:
             warn_once("observe-stream", "payi_web: could not observe a response stream", exc_info=True)
@@ -163,18 +169,25 @@ class Call:
 
     def _take_json(self, response: Any, body: bytes) -> None:
         """Read a whole JSON body once: the SDK's own `response.json()` gets the same parse."""
-        try:
-            payload = loads(body)
-        except ValueError:
-            return
-        self.response_facts = usage_from_json(payload, self.endpoint.category)
-        if getattr(type(response).json, "__payi_web__", False):
+        payload = self._payload(body)
+        if payload is not None and getattr(type(response).json, "__payi_web__", False):
             response.__dict__[PARSED_JSON] = payload
 
     def _parse_json(self, body: bytes) -> None:
         if self.status is not None and self.status < 400:  # an error body holds no usage
-            # The model the caller asked for wins over the one the response names.
-            self.response_facts = usage_from_body(body, self.endpoint.category, not self.facts.model)
+            self._payload(body)
+
+    def _payload(self, body: bytes) -> dict[str, Any] | None:
+        """The JSON object of a successful response, its facts taken; None (unusable) otherwise."""
+        try:
+            payload = loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            self._unusable = True
+            return None
+        self.response_facts = usage_from_json(payload, self.endpoint.category)
+        return payload
 
     # --- the record -----------------------------------------------------------------------
 
@@ -206,7 +219,11 @@ class Call:
                     latency,  # latency_ms
                     first_token,  # time_to_first_token_ms
                     response_id,  # response_id
-                    error or status is None or status >= 400,  # failed
+                    error  # failed: what the caller saw
+                    or status is None
+                    or status >= 400
+                    or self._unusable
+                    or (observer is not None and observer.failed),
                     observer is not None,  # streamed
                     self.proxied,  # proxied
                     frame.shared_snapshot or frame.record_snapshot(),  # context

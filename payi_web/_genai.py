@@ -65,7 +65,6 @@ class RequestFacts(NamedTuple):
 # The first string value of a key, without parsing a whole (possibly large) body: a key's quotes
 # cannot occur unescaped inside a JSON string, so a match is a real key.
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
-_ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
 _USAGE = b'"usage"'
 _NO_USAGE = b'"usage":null'
 # One JSON value at an index: raw_decode's core, without its whitespace skipping.
@@ -98,11 +97,6 @@ def _facts_of(model: bytes) -> RequestFacts:
     return facts
 
 
-def _first_string(pattern: re.Pattern[bytes], body: bytes) -> str | None:
-    match = pattern.search(body)
-    return match.group(1).decode("utf-8", "replace") if match else None
-
-
 def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes | None]:
     """Read the model and stream flag; for an OpenAI chat/completions stream that did not ask for
     usage, ask on the caller's behalf. Returns the facts and the new body (None: unchanged)."""
@@ -133,12 +127,28 @@ def prepare_body(endpoint: Endpoint, body: bytes) -> tuple[RequestFacts, bytes |
     return RequestFacts(model, stream), None
 
 
-def _int(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
+def _count(value: Any) -> int | None:
+    """A token count as reported: None (unknown) unless a non-negative int; NaN, a float, a
+    negative number or a string is no count, and never a known 0."""
+    return value if type(value) is int and value >= 0 else None
+
+
+def _part(value: Any) -> int | None:
+    """A count a provider may leave out (cache, reasoning): absent or null is none of it."""
+    return 0 if value is None else _count(value)
+
+
+def _side(usage: dict[str, Any], key: str) -> int | None:
+    """One side's count: a side the provider leaves out (embeddings' output) is none of it."""
+    return _count(usage[key]) if key in usage else 0
+
+
+def _minus(total: int | None, part: int | None) -> int | None:
+    return None if total is None or part is None else max(total - part, 0)
 
 
 # A Units from an (input, output) pair without the named tuple's Python-level __new__.
-_units: Callable[[tuple[int, int]], Units] = partial(tuple.__new__, Units)
+_units: Callable[[tuple[int | None, int | None]], Units] = partial(tuple.__new__, Units)
 
 # OpenAI's two spellings: chat, completions and embeddings; the Responses API.
 _CHAT_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
@@ -152,12 +162,12 @@ def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
     if category == ANTHROPIC:
         if "input_tokens" not in usage and "output_tokens" not in usage:
             return {}
-        units = {"text": Units(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))}
-        cache_read = _int(usage.get("cache_read_input_tokens"))
-        cache_write = _int(usage.get("cache_creation_input_tokens"))
-        if cache_read:
+        units = {"text": Units(_side(usage, "input_tokens"), _side(usage, "output_tokens"))}
+        cache_read = _part(usage.get("cache_read_input_tokens"))
+        cache_write = _part(usage.get("cache_creation_input_tokens"))
+        if cache_read != 0:
             units["text_cache_read"] = Units(cache_read, 0)
-        if cache_write:
+        if cache_write != 0:
             units["text_cache_write"] = Units(cache_write, 0)
         return units
     if "prompt_tokens" in usage:
@@ -167,18 +177,16 @@ def units_from_usage(usage: Any, category: str) -> dict[str, Units]:
     else:
         return {}
     input_key, output_key, input_details, output_details = keys
-    prompt, completion = usage.get(input_key), usage.get(output_key)
-    if type(prompt) is not int or type(completion) is not int or prompt < 0 or completion < 0:
-        prompt, completion = _int(prompt), _int(completion)  # the rare case, out of the usual path
+    prompt, completion = _side(usage, input_key), _side(usage, output_key)
     in_details, out_details = usage.get(input_details), usage.get(output_details)
     if not (in_details or out_details):  # a plain call: one kind, the fewest steps
         return {"text": _units((prompt, completion))}
-    cache_read = _int(in_details.get("cached_tokens")) if type(in_details) is dict else 0
-    reasoning = _int(out_details.get("reasoning_tokens")) if type(out_details) is dict else 0
-    units = {"text": Units(max(prompt - cache_read, 0), max(completion - reasoning, 0))}
-    if reasoning:
+    cache_read = _part(in_details.get("cached_tokens")) if type(in_details) is dict else 0
+    reasoning = _part(out_details.get("reasoning_tokens")) if type(out_details) is dict else 0
+    units = {"text": Units(_minus(prompt, cache_read), _minus(completion, reasoning))}
+    if reasoning != 0:
         units["reasoning"] = Units(0, reasoning)
-    if cache_read:
+    if cache_read != 0:
         units["text_cache_read"] = Units(cache_read, 0)
     return units
 
@@ -187,31 +195,6 @@ class ResponseFacts(NamedTuple):
     units: dict[str, Units]
     response_id: str | None = None
     model: str | None = None
-
-
-def usage_from_body(body: bytes, category: str, need_model: bool = True) -> ResponseFacts:
-    """Usage, id and (if `need_model`) model of a complete JSON response body, reading only those
-    parts of it.
-
-    Providers put `usage` last and `id`/`model` first; the usage object is decoded where it
-    stands. A body that does not look like that is parsed whole.
-    """
-    at = body.rfind(_USAGE)
-    if at >= 0:
-        colon = body.find(b":", at + len(_USAGE))
-        try:
-            usage, _ = _scan_value(body[colon + 1 :].decode("utf-8").lstrip(), 0)
-        except (ValueError, StopIteration):  # StopIteration: no JSON value there
-            pass
-        else:
-            model = _first_string(_MODEL, body) if need_model else None
-            found = _ID.search(body)
-            response_id = found.group(1).decode("utf-8", "replace") if found else None
-            return ResponseFacts(units_from_usage(usage, category), response_id, model)
-    try:
-        return usage_from_json(json.loads(body) if body else None, category)
-    except ValueError:
-        return ResponseFacts({})
 
 
 def usage_from_json(payload: Any, category: str) -> ResponseFacts:
@@ -244,6 +227,8 @@ class StreamObserver:
         self.model: str | None = None
         self._buffer = b""
         self._anthropic_usage: dict[str, Any] = {}
+        # An error event mid-stream: the SDK raises it to the caller, so the call failed.
+        self.failed = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Observe `chunk`; return the bytes to pass on to the caller."""
@@ -268,14 +253,18 @@ class StreamObserver:
         if line.startswith(b"data:") and line.find(b"\n") < 0 and line.find(b"\r") < 0:
             data = line[5:].lstrip()  # the usual event: one data line
         else:
-            data = b"\n".join(x[5:].lstrip() for x in event.splitlines() if x.startswith(b"data:"))
+            lines = event.splitlines()
+            data = b"\n".join(x[5:].lstrip() for x in lines if x.startswith(b"data:"))
+            if b"event: error" in lines or b"event:error" in lines:  # Anthropic's, the Assistants'
+                self.failed = True
         if not data:
             return True
         if self.first_event_at is None:
             self.first_event_at = self.clock()
         if data == b"[DONE]":
             return True
-        if self.response_id is not None and data.count(_USAGE) == data.count(_NO_USAGE):
+        maybe_error = data.find(b'"error"') >= 0
+        if not maybe_error and self.response_id is not None and data.count(_USAGE) == data.count(_NO_USAGE):
             return True  # a content event (OpenAI's say "usage":null): nothing for the record
         try:
             payload = json.loads(data)
@@ -283,6 +272,8 @@ class StreamObserver:
             return True
         if not isinstance(payload, dict):
             return True
+        if maybe_error and (payload.get("error") or payload.get("type") == "error"):
+            self.failed = True  # OpenAI's `{"error": {...}}` event, the Responses API's "error"
         if self.category == ANTHROPIC:
             self._anthropic(payload)
             return True
