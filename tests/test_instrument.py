@@ -125,7 +125,9 @@ def test_header_hosts_and_base_url_and_proxy_urls(provider: FakeProvider) -> Non
 def test_urls_match_whatever_the_case_of_scheme_and_host_and_a_default_port(
     provider: FakeProvider, lib: Any, configured: str, called: str
 ) -> None:
-    payi_web.configure(api_key="payi-secret-key", base_url=configured, header_hosts=[configured], ledger=False)
+    payi_web.configure(
+        api_key="payi-secret-key", base_url=configured, header_hosts=[configured], ledger=False
+    )
     client = payi_web.instrument(openai_client(provider, called + "/v1", lib=lib))
     with track_context(user_id="7"):
         client.chat.completions.create(**CHAT)
