@@ -8,36 +8,31 @@ out as it would without payi-web.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from functools import partial
-from operator import itemgetter
-from typing import Any, Final
+from typing import Any
 
 from . import records
+from ._compat.httpx import add_headers, has_payi_headers, replace_body, replace_content
 from ._genai import (
     Endpoint,
     RequestFacts,
     ResponseFacts,
     StreamObserver,
     classify,
-    loads,
+    parse_json,
     prepare_body,
     usage_from_json,
 )
 from ._log import warn_once
 from .config import Config, current_config
 from .context import Frame, current_frame
-from .headers import CANONICAL, PayiHeaders, context_headers, fresh_headers, merge_headers
+from .headers import CANONICAL, PayiHeaders, context_headers, merge_headers
 
-# Where a response keeps the JSON body parsed for its record, for its first `json()` call.
-PARSED_JSON = "_payi_web_json"
 _MAX_BUFFERED_BODY = 8 * 1024 * 1024
 _API_KEY = PayiHeaders.API_KEY
 _API_KEY_LOWER = _API_KEY.lower()
 _NO_FACTS = ResponseFacts({})
-_LOWER_NAME = itemgetter(1)
-_new_record: Callable[[tuple[Any, ...]], records.CallRecord] = partial(tuple.__new__, records.CallRecord)
 
 
 def _canonical(name: str) -> str:
@@ -112,28 +107,22 @@ class Call:
     def on_response(self, response: Any) -> bool:
         """Take the status and, if the body was read already, finish. True: the body is still to come."""
         status = self.status = response.status_code
-        if not self.facts.stream:
-            body = getattr(response, "_content", None)
-            if body is not None and body[:1] == b"{":
-                # A JSON body, read already (the usual non-streaming call): no header to look up.
-                if status < 400:  # an error body holds no usage
-                    self._take_json(response, body)
-                self.finish()
-                return False
         content_type = response.headers.get("content-type", "")
         if self.facts.stream or "text/event-stream" in content_type:
-            hide = self.facts.added_usage and response.status_code < 400
+            hide = self.facts.added_usage and status < 400
             self._observer = StreamObserver(self.endpoint.category, hide, time.perf_counter)
-        if not hasattr(response, "_content"):
+        if not response.is_stream_consumed:
             if self._observer is None:
                 self._buffer = bytearray()
             return True
         # The body was read already (a non-streaming send, or a body given whole).
+        body = response.content
         if self._observer is not None:
-            content = self._observer.feed(response.content)
-            response._content = content + self._observer.finish()
+            content = self._observer.feed(body) + self._observer.finish()
+            if content != body:  # the usage chunk payi-web asked for, hidden
+                replace_content(response, content)
         else:
-            self._parse_json(response.content)
+            self._parse_json(body)
         self.finish()
         return False
 
@@ -167,27 +156,16 @@ class Call:
         self.finish()
         return tail
 
-    def _take_json(self, response: Any, body: bytes) -> None:
-        """Read a whole JSON body once: the SDK's own `response.json()` gets the same parse."""
-        payload = self._payload(body)
-        if payload is not None and getattr(type(response).json, "__payi_web__", False):
-            response.__dict__[PARSED_JSON] = payload
-
     def _parse_json(self, body: bytes) -> None:
         if self.status is not None and self.status < 400:  # an error body holds no usage
-            self._payload(body)
-
-    def _payload(self, body: bytes) -> dict[str, Any] | None:
-        """The JSON object of a successful response, its facts taken; None (unusable) otherwise."""
-        try:
-            payload = loads(body)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            self._unusable = True
-            return None
-        self.response_facts = usage_from_json(payload, self.endpoint.category)
-        return payload
+            try:
+                payload = parse_json(body)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                self.response_facts = usage_from_json(payload, self.endpoint.category)
+            else:
+                self._unusable = True
 
     # --- the record -----------------------------------------------------------------------
 
@@ -208,28 +186,28 @@ class Call:
                 first_token = None if first_event is None else (first_event - self.start) * 1000
             status = self.status
             frame = self.frame
-            record = _new_record(  # the fields in order, without the named tuple's Python-level __new__
-                (
-                    self.started_at,  # timestamp
-                    self.endpoint.category,  # category
-                    self.facts.model or model,  # resource
-                    self.method,  # method
-                    self.url,  # url
-                    status,  # status
-                    latency,  # latency_ms
-                    first_token,  # time_to_first_token_ms
-                    response_id,  # response_id
-                    error  # failed: what the caller saw
+            record = records.CallRecord(
+                timestamp=self.started_at,
+                category=self.endpoint.category,
+                resource=self.facts.model or model,
+                method=self.method,
+                url=self.url,
+                status=status,
+                latency_ms=latency,
+                time_to_first_token_ms=first_token,
+                response_id=response_id,
+                failed=(  # what the caller saw
+                    error
                     or status is None
                     or status >= 400
                     or self._unusable
-                    or (observer is not None and observer.failed),
-                    observer is not None,  # streamed
-                    self.proxied,  # proxied
-                    frame.shared_snapshot or frame.record_snapshot(),  # context
-                    units,  # units
-                    self.headers,  # headers
-                )
+                    or (observer is not None and observer.failed)
+                ),
+                streamed=observer is not None,
+                proxied=self.proxied,
+                context=frame.record_snapshot(),
+                units=units,
+                headers=self.headers,
             )
             records.emit(record)
         except Exception:
@@ -246,24 +224,25 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
         return request, None
     config = current_config()
     url, proxied, endpoint = _route(request, config)
-    entries = _entries(request.headers)
-    given = _given_payi_headers(request.headers, entries)
-    if given:
-        _strip_payi_headers(request)  # put back below, merged, only where they belong
+    given = _take_payi_headers(request)  # put back below, merged, only where they belong
     if not proxied and endpoint is None:
         return request, None  # attribution never leaks to other hosts
     frame = frame or current_frame()
     headers: Mapping[str, str] | None = None
     if given:
-        headers = _merge_given(request, given, frame, config, proxied)
+        headers = merge_headers(frame, given, proxied)
     elif proxied:
-        headers = _add_context_headers(request.headers, entries, frame, config)
+        headers = context_headers(frame, True)
+    if proxied and headers is not None:
+        _put_headers(request, headers, config.api_key)
     if endpoint is None or not records.sinks():
         # Nothing records calls (e.g. Pay-i's proxy with the ledger off): the headers were all
         # there was to do, and the request and its response pass untouched.
         return request, None
     if headers is None:
         headers = context_headers(frame, False)  # shared by the scope's records, never changed
+    elif given:
+        headers = {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
     try:
         body = request.content
     except Exception:  # a streaming request body: the model stays unknown
@@ -287,106 +266,39 @@ _route_cache: tuple[Config | None, dict[tuple[Any, ...], _Route]] = (None, {})
 
 def _route(request: Any, config: Config) -> _Route:
     global _route_cache
-    # httpx's and httpx2's parsed URL: (scheme, userinfo, host, port, path, query, fragment).
-    parts = getattr(request.url, "_uri_reference", None)
-    if not isinstance(parts, tuple):
-        return _decide(request, config)
     cached_for, routes = _route_cache
     if cached_for is not config:
         routes = {}
         _route_cache = (config, routes)
-    key = (request.method, parts[0], parts[2], parts[3], parts[4])
+    url = request.url
+    key = (request.method, url.scheme, url.netloc, url.path)
     route = routes.get(key)
     if route is None:
         if len(routes) >= _MAX_ROUTES:
             routes.clear()
-        route = routes[key] = _decide(request, config)
+        plain = _plain_url(request)
+        route = routes[key] = (
+            plain,
+            bound_for_payi(plain, config),
+            classify(request.method, url.host, url.path),
+        )
     return route
 
 
-def _decide(request: Any, config: Config) -> _Route:
-    url = _plain_url(request)
-    return url, bound_for_payi(url, config), classify(request.method, request.url.host, request.url.path)
+def _take_payi_headers(request: Any) -> dict[str, str]:
+    """Remove the caller's own `xProxy-*` headers from `request` and return them."""
+    if not has_payi_headers(request.headers):
+        return {}  # the usual case
+    given = {_canonical(k): v for k, v in request.headers.items() if k.lower().startswith("xproxy-")}
+    for name in given:
+        del request.headers[name]  # case-insensitive: every spelling goes
+    return given
 
 
-def _merge_given(
-    request: Any, given: list[tuple[bytes, bytes]], frame: Frame, config: Config, proxied: bool
-) -> dict[str, str]:
-    """The caller's own Pay-i headers merged with the context's; put back on the request if proxied."""
-    encoding = request.headers.encoding  # costly: it decodes every header
-    explicit = {_canonical(k.decode(encoding)): v.decode(encoding) for k, v in given}
-    headers = merge_headers(frame, explicit, proxied)
-    if proxied:
-        added = dict(headers)
-        if config.api_key and not any(k.lower() == _API_KEY_LOWER for k in headers):
-            added[_API_KEY] = config.api_key
-        _add_headers(request.headers, added)
-    return {k: v for k, v in headers.items() if k.lower() != _API_KEY_LOWER}
-
-
-def _add_context_headers(
-    target: Any, entries: list[tuple[bytes, bytes, bytes]] | None, frame: Frame, config: Config
-) -> Mapping[str, str]:
-    """Add the context's headers and the API key, encoded once per frame; return the headers
-    (the key left out) as the scope's records share them."""
-    wire = frame.wire
-    if wire is None or wire[0] is not config.api_key:
-        headers = fresh_headers(frame, True)  # cached here, in the frame's wire entries
-        # Every name is one of Pay-i's (its encodings known) and every value printable ASCII, so
-        # never a newline: all encoded in a few C calls rather than one by one.
-        values = "\n".join(headers.values()).encode().split(b"\n") if headers else ()
-        names = map(_WIRE_NAME.__getitem__, headers)
-        encoded = [*zip(names, map(_WIRE_LOWER.__getitem__, headers), values, strict=True)]
-        if config.api_key:
-            encoded.append((_API_KEY_NAME, _API_KEY_WIRE_LOWER, config.api_key.encode()))
-        wire = frame.wire = (config.api_key, tuple(encoded), headers)
-    if entries is not None:
-        entries.extend(wire[1])
-    else:
-        for name, _, value in wire[1]:
-            target[name.decode()] = value.decode()
-    return wire[2]
-
-
-# Pay-i's header names as httpx keeps them (as given, and lower-case), encoded once.
-_WIRE_NAME: dict[str, bytes] = {name: name.encode() for name in CANONICAL.values()}
-_WIRE_LOWER: dict[str, bytes] = {name: low.encode() for low, name in CANONICAL.items()}
-_API_KEY_NAME: Final = _WIRE_NAME[_API_KEY]
-_API_KEY_WIRE_LOWER: Final = _WIRE_LOWER[_API_KEY]
-
-
-def _entries(headers: Any) -> list[tuple[bytes, bytes, bytes]] | None:
-    """httpx's and httpx2's own list of (name, lower-case name, value), where it is usable.
-
-    Reading and extending it directly saves a search per header on every call; any other
-    representation falls back to the public API.
-    """
-    entries = getattr(headers, "_list", None)
-    if isinstance(entries, list) and getattr(headers, "_encoding", None) in (None, "ascii", "utf-8"):
-        return entries
-    return None
-
-
-def _given_payi_headers(
-    headers: Any, entries: list[tuple[bytes, bytes, bytes]] | None
-) -> list[tuple[bytes, bytes]]:
-    if entries is not None:
-        # The usual case, in C. `find`, not `in`: bytes' `in` first tries its operand as an int,
-        # raising and discarding a TypeError on every call.
-        if b"\n".join(map(_LOWER_NAME, entries)).find(b"xproxy-") < 0:
-            return []
-        return [(name, value) for name, lower, value in entries if lower.startswith(b"xproxy-")]
-    return [(k, v) for k, v in headers.raw if k[:7].lower() == b"xproxy-"]
-
-
-def _add_headers(target: Any, added: dict[str, str]) -> None:
-    """Add headers whose names `target` does not hold (every xProxy-* one was stripped before)."""
-    entries = _entries(target)
-    if entries is not None:
-        entries.extend([(k.encode(), k.lower().encode(), v.encode()) for k, v in added.items()])
-        return
-    for name, value in added.items():
-        target[name] = value
+def _put_headers(request: Any, headers: Mapping[str, str], api_key: str | None) -> None:
+    if api_key and not any(k.lower() == _API_KEY_LOWER for k in headers):
+        headers = {**headers, _API_KEY: api_key}
+    add_headers(request.headers, headers)  # every xProxy-* one was taken off before
 
 
 def guard_redirect(request: Any) -> None:
@@ -395,26 +307,12 @@ def guard_redirect(request: Any) -> None:
     `begin()` decides for the request a caller sends; a client then sends others built from it
     (redirects it follows, with the first one's headers copied), each passing through here.
     """
-    entries = _entries(request.headers)
-    if not _given_payi_headers(request.headers, entries):
-        return  # the usual case: nothing that could leak
-    if not _route(request, current_config())[1]:
-        _strip_payi_headers(request)
-
-
-def _strip_payi_headers(request: Any) -> None:
-    for key in {k.lower() for k in request.headers if k.lower().startswith("xproxy-")}:
-        del request.headers[key]
+    if has_payi_headers(request.headers) and not _route(request, current_config())[1]:
+        _take_payi_headers(request)
 
 
 def _with_body(request: Any, body: bytes) -> Any:
-    stream = request.stream
-    if hasattr(request, "_content") and type(stream).__name__ == "ByteStream":
-        # A body given whole (the SDKs' JSON): replaced in place, for a rebuilt request costs
-        # more than the rest of the call's tracking. Each retry builds its request anew.
-        request.stream = type(stream)(body)
-        request._content = body
-        request.headers["content-length"] = str(len(body))
+    if replace_body(request, body):  # each retry of the SDK builds its request anew
         return request
     headers = request.headers.copy()
     headers.pop("content-length", None)

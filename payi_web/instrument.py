@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._after_import import after_import
-from ._call import PARSED_JSON, Call, begin, guard_redirect
+from ._call import Call, begin, guard_redirect
 from ._compat import MissingPrivate
 from ._compat.httpx import SEND_SINGLE_REQUEST, send_single_request
 from ._log import warn_once
@@ -33,7 +33,6 @@ class _Library:
     async_send: Callable[..., Any]
     sync_stream: type
     async_stream: type
-    response_json: Callable[..., Any]
     # None: a release without it (logged), where redirects cannot be guarded.
     sync_single: Callable[..., Any] | None
     async_single: Callable[..., Any] | None
@@ -54,7 +53,6 @@ def _library(module: Any) -> _Library:
         module.AsyncClient.send,
         _sync_stream_class(module.SyncByteStream),
         _async_stream_class(module.AsyncByteStream),
-        module.Response.json,
         _single_sender(module.Client),
         _single_sender(module.AsyncClient),
     )
@@ -201,21 +199,6 @@ def _async_wrapper(lib: _Library) -> Callable[..., Any]:
     return send
 
 
-def _json_method(lib: _Library) -> Callable[..., Any]:
-    original = lib.response_json
-    missing = object()
-
-    def json(self: Any, **kwargs: Any) -> Any:
-        # The body was parsed once already, for the call's record: its first reader gets that parse.
-        parsed = self.__dict__.pop(PARSED_JSON, missing)
-        if parsed is missing or kwargs:
-            return original(self, **kwargs)
-        return parsed
-
-    json.__payi_web__ = True  # type: ignore[attr-defined]
-    return json
-
-
 def _guard_failed() -> None:
     warn_once("redirect-guard", "payi_web: could not check a redirected request's headers", exc_info=True)
 
@@ -250,7 +233,6 @@ def _wrappers(lib: _Library) -> _Wrappers:
 
 # httpx and httpx2 as the process imports them (`_adopt`), with their wrapped methods by id.
 _LIBRARIES: list[_Library] = []
-_JSON_METHODS: dict[int, Callable[..., Any]] = {}
 _WRAPPERS: dict[int, _Wrappers] = {}
 # Whether `instrument()` (with no client) is in force: a library imported later is patched then.
 _global = False
@@ -260,7 +242,6 @@ def _adopt(module: Any) -> None:
     if any(lib.module is module for lib in _LIBRARIES):
         return
     lib = _library(module)
-    _JSON_METHODS[id(lib)] = _json_method(lib)
     _WRAPPERS[id(lib)] = _wrappers(lib)
     _LIBRARIES.append(lib)
     if _global:
@@ -273,7 +254,6 @@ def _patch(lib: _Library) -> None:
     lib.module.AsyncClient.send = wrappers.async_send
     _set_single(lib.module.Client, wrappers.sync_single)
     _set_single(lib.module.AsyncClient, wrappers.async_single)
-    lib.module.Response.json = _JSON_METHODS[id(lib)]
 
 
 def _unpatch(lib: _Library) -> None:
@@ -281,7 +261,6 @@ def _unpatch(lib: _Library) -> None:
     lib.module.AsyncClient.send = lib.async_send
     _set_single(lib.module.Client, lib.sync_single)
     _set_single(lib.module.AsyncClient, lib.async_single)
-    lib.module.Response.json = lib.response_json
 
 
 def _set_single(target: Any, method: Callable[..., Any] | None) -> None:
@@ -316,9 +295,6 @@ def instrument(client: C | None = None) -> C | None:
     each request the client then sends after the first (a redirect it follows) keeps Pay-i's
     headers and key only if it is bound for Pay-i too.
 
-    Either way, `Response.json` of httpx and httpx2 hands a GenAI call's JSON body, parsed once
-    for its record, to its first reader (the SDK), instead of parsing it a second time; any other
-    response, or a call with arguments, parses as before. `uninstrument()` restores it.
     """
     global _global
     if client is None:
@@ -333,8 +309,6 @@ def instrument(client: C | None = None) -> C | None:
             "nor an SDK client built on one"
         )
     http_client, send, send_single = found
-    for lib in _LIBRARIES:  # a pass-through for any response that holds no parsed body
-        lib.module.Response.json = _JSON_METHODS[id(lib)]
     # Instance attributes: this client alone, whatever the global state.
     http_client.send = types.MethodType(send, http_client)
     if send_single is not None:
