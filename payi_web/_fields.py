@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import reprlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypedDict
@@ -205,16 +206,32 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+# The offending value as an error message shows it: bounded in depth and length, since the
+# built-in repr of a deeply nested dict raises RecursionError instead of the TypeError meant.
+_reprs: Final = reprlib.Repr()
+_reprs.maxlevel = 3
+_reprs.maxstring = _reprs.maxother = 80
+
+
+def _shown(value: object) -> str:
+    try:
+        return _reprs.repr(value)
+    except Exception:  # an object whose own __repr__ fails, or recurses without end
+        return f"<{_type_name(value)}>"
+
+
 def _check_ids(where: str, name: str, value: object) -> tuple[str, ...]:
     # A str is iterable too: "a,b" would silently become ["a", ",", "b"].
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{where}: {name} must be a list of str, got {_type_name(value)} {value!r}")
+        raise TypeError(f"{where}: {name} must be a list of str, got {_type_name(value)} {_shown(value)}")
     for item in value:
         if not isinstance(item, str):
-            raise TypeError(f"{where}: {name} items must be str, got {_type_name(item)} {item!r}")
+            raise TypeError(f"{where}: {name} items must be str, got {_type_name(item)} {_shown(item)}")
         if not item or "," in item:
             # The ids travel comma-joined in one header: an empty id or a comma would corrupt it.
-            raise ValueError(f"{where}: {name} items must be non-empty and contain no comma, got {item!r}")
+            raise ValueError(
+                f"{where}: {name} items must be non-empty and contain no comma, got {_shown(item)}"
+            )
     return tuple(value)
 
 
@@ -223,9 +240,11 @@ def _check_props(where: str, name: str, value: object) -> dict[str, str | None]:
         raise TypeError(f"{where}: {name} must be a dict of str to str or None, got {_type_name(value)}")
     for key, item in value.items():
         if not isinstance(key, str):
-            raise TypeError(f"{where}: {name} keys must be str, got {_type_name(key)} {key!r}")
+            raise TypeError(f"{where}: {name} keys must be str, got {_type_name(key)} {_shown(key)}")
         if item is not None and not isinstance(item, str):
-            raise TypeError(f"{where}: {name}[{key!r}] must be str or None, got {_type_name(item)} {item!r}")
+            raise TypeError(
+                f"{where}: {name}[{_shown(key)}] must be str or None, got {_type_name(item)} {_shown(item)}"
+            )
     return dict(value)
 
 
@@ -266,15 +285,15 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if kind is _STR or kind is _LAZY_STR:
             if not isinstance(value, str) and not (kind is _LAZY_STR and isinstance(value, Deferred)):
-                raise TypeError(f"{where}: {name} must be str, got {_type_name(value)} {value!r}")
+                raise TypeError(f"{where}: {name} must be str, got {_type_name(value)} {_shown(value)}")
         elif kind is _INT:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{where}: {name} must be int, got {_type_name(value)} {value!r}")
+                raise TypeError(f"{where}: {name} must be int, got {_type_name(value)} {_shown(value)}")
             if value < 0:
-                raise ValueError(f"{where}: {name} must be >= 0, got {value!r}")
+                raise ValueError(f"{where}: {name} must be >= 0, got {_shown(value)}")
         elif kind is _BOOL:
             if not isinstance(value, bool):
-                raise TypeError(f"{where}: {name} must be bool, got {_type_name(value)} {value!r}")
+                raise TypeError(f"{where}: {name} must be bool, got {_type_name(value)} {_shown(value)}")
         elif kind is _IDS:
             value = _check_ids(where, name, value)
         else:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from binascii import b2a_base64
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
 from ._fields import Deferred
-from ._log import warn_once
-from .context import Frame, LazyId, Properties, Props, current_frame
+from ._header_values import MAX_TOTAL, MAX_VALUE, Source, compact_json, header_safe, level, plain, props_value
+from .context import Frame, LazyId, Props, current_frame
 
 __all__ = ["PayiHeaders", "payi_headers"]
 
@@ -62,59 +60,19 @@ _UC_DETAILS: Final = frozenset(n.lower() for n in (H.USE_CASE_ID, H.USE_CASE_VER
 _PROPERTY_HEADERS: Final = frozenset(n.lower() for n in (H.USE_CASE_PROPERTIES, H.REQUEST_PROPERTIES))
 
 
-def header_safe(value: str, header: str) -> str:
-    """`value` as a valid header value: every character outside printable ASCII percent-encoded.
-
-    Non-ASCII text and control characters cannot travel in an HTTP header (httpx raises on the
-    former, CR/LF would split the header), so they are sent as `%XX` of their UTF-8 bytes:
-    `José` -> `Jos%C3%A9`, CR -> `%0D`. Logged once per header, at WARNING.
-    """
-    if value.isascii() and value.isprintable():
-        return value
-    warn_once(
-        f"header-unsafe:{header}",
-        "payi_web: %s has characters that cannot travel in an HTTP header; sent percent-encoded "
-        "(UTF-8). This is logged once per header.",
-        header,
-    )
-    return "".join(
-        char
-        if char.isascii() and char.isprintable()
-        else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
-        for char in value
-    )
-
-
-def _json_encoder() -> Callable[[Properties], str]:
-    """Compact, ASCII-only JSON of a property dict (as Pay-i's SDK sends it), made once.
-
-    `JSONEncoder.encode` builds a new C encoder on every call; properties (str keys, str or
-    None values, never circular) go straight to one built here, when json has its C part.
-    """
-    encoder = json.JSONEncoder(separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    ascii_str = json.encoder.encode_basestring_ascii
-    # (markers, default, str encoder, indent, key sep, item sep, sort_keys, skipkeys, allow_nan)
-    chunks = make(None, encoder.default, ascii_str, None, ":", ",", False, False, True)
-    return lambda data: "".join(chunks(data, 0))
-
-
-_compact_json = _json_encoder()
-
-
 def _encode_props(props: Props, proxy: bool) -> str:
     encoded = props.encoded.get(proxy)
     if encoded is None:
-        encoded = _compact_json(props.data)
+        encoded = compact_json(props.data)
         if proxy:
             encoded = b2a_base64(encoded.encode(), newline=False).decode()
         props.encoded[proxy] = encoded
     return encoded
 
 
-def _build(frame: Frame, proxy: bool) -> dict[str, str]:
+def _values(frame: Frame, proxy: bool) -> dict[str, str]:
+    """The headers of `frame` as they are sent when every value is ordinary: raw text, and
+    property headers encoded."""
     # Straight-line: this runs for every scope that makes a GenAI call.
     out: dict[str, str] = {}
     name = frame.use_case_name
@@ -153,12 +111,65 @@ def _build(frame: Frame, proxy: bool) -> dict[str, str]:
         out[H.RESOURCE_SCOPE] = frame.resource_scope
     if frame.log_prompt_and_response is False:
         out[H.LOGGING_DISABLE] = "True"
-    # Every value checked at once (the usual case); only an unsafe one is looked for and encoded.
-    every = "".join(out.values())
-    if not (every.isascii() and every.isprintable()):
-        for header, text in out.items():
-            out[header] = header_safe(text, header)
     return out
+
+
+def _build(frame: Frame, proxy: bool) -> dict[str, str]:
+    out = _values(frame, proxy)
+    # Every value checked at once (the usual case: short printable ASCII, no space at either end
+    # of a value); only otherwise is each one looked at, and encoded or cut where it must be.
+    every = "".join(out.values())
+    if (
+        len(every) > MAX_VALUE
+        or not (every.isascii() and every.isprintable())
+        or (" " in every and _space_at_an_end(out))
+    ):
+        sources = _sources(frame, out)
+        for header, value in out.items():
+            if len(value) > MAX_VALUE or not plain(value):
+                out[header] = _fit(header, sources[header], proxy, MAX_VALUE)
+        _within_total(out, list(out), sources.__getitem__, proxy)
+    return out
+
+
+def _space_at_an_end(values: Mapping[str, str]) -> bool:
+    # Joined by "|": a space next to one (or at either end) may end a value. A "|" of a value's
+    # own next to a space only sends it down the slow path, which decides value by value.
+    joined = "|".join(values.values())
+    return joined[:1] == " " or joined[-1:] == " " or " |" in joined or "| " in joined
+
+
+def _sources(frame: Frame, values: Mapping[str, str]) -> dict[str, Source]:
+    """What each of the frame's header `values` is made from: its text, or a property dict."""
+    sources: dict[str, Source] = dict(values)
+    for header, props in (
+        (H.USE_CASE_PROPERTIES, frame.use_case_properties),
+        (H.REQUEST_PROPERTIES, frame.request_properties),
+    ):
+        if props is not None and header in sources:
+            sources[header] = props.data
+    return sources
+
+
+def _fit(header: str, source: Source, proxy: bool, limit: int) -> str:
+    if header.lower() in _PROPERTY_HEADERS:
+        return props_value(source, proxy, header, limit)
+    assert isinstance(source, str)
+    return header_safe(source, header, limit)
+
+
+def _within_total(
+    out: dict[str, str], names: list[str], source: Callable[[str], Source], proxy: bool
+) -> None:
+    """Cut the Pay-i headers `names` of `out` (each within `MAX_VALUE` already) to `MAX_TOTAL`
+    together, each made anew from `source(name)`: the longest first, to a common length."""
+    sizes = [len(out[name]) for name in names]
+    if sum(sizes) <= MAX_TOTAL:
+        return
+    cap = level(sizes, MAX_TOTAL)
+    for name in names:
+        if len(out[name]) > cap:
+            out[name] = _fit(name, source(name), proxy, cap)
 
 
 def _cached(frame: Frame, proxy: bool) -> tuple[dict[str, str], Mapping[str, str]]:
@@ -202,19 +213,35 @@ def merge_headers(frame: Frame, explicit: Mapping[str, str], proxy: bool) -> dic
         else:
             out[name] = value
     explicit_name = given.get(_UC_NAME)
+    names: list[str] = []  # the Pay-i headers of `out`, and the length of their values
+    size = 0
     for name, value in _cached(frame, proxy)[0].items():
         low = name.lower()
         if low in given or (explicit_name is not None and low in _UC_DETAILS):
             continue
         out[name] = value
+        names.append(name)
+        size += len(value)
     for low, (name, value) in given.items():
         if not value:
             continue
         if explicit_name is not None and not explicit_name[1] and low in _UC_DETAILS:
             continue
-        if low in _PROPERTY_HEADERS and proxy:
-            value = base64.b64encode(value.encode()).decode()
-        out[name] = header_safe(value, name)
+        value = out[name] = _fit(name, value, proxy, MAX_VALUE)
+        names.append(name)
+        size += len(value)
+    if size > MAX_TOTAL:
+        context: dict[str, Source] = {}
+
+        def source(name: str) -> Source:
+            low = name.lower()
+            if low in given:
+                return given[low][1]
+            if not context:  # the context's values before encoding, made again: a rare case
+                context.update(_sources(frame, _values(frame, proxy)))
+            return context[name]
+
+        _within_total(out, names, source, proxy)
     return out
 
 

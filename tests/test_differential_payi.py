@@ -15,7 +15,9 @@ The oracle's output becomes the scenario's `expected` part (generated use case i
 documented tolerances (empty explicit headers, limit ids as sets, ...). The generators keep to
 what both sides define identically:
 
-- printable ASCII only (payi-web percent-encodes other text, Pay-i's SDK raises);
+- printable ASCII only (payi-web percent-encodes other text, Pay-i's SDK raises), and no space
+  at either end of a header value (payi-web percent-encodes it, since h11 refuses it: the SDK's
+  call fails);
 - limit ids non-empty and without commas, versions >= 0 (payi-web rejects the others);
 - `@track` gets only the arguments Pay-i's `track` takes (no use_case_step, price_as_*,
   resource_scope);
@@ -210,8 +212,8 @@ def expected_from_sdk(seen: Seen, literal_ids: set[str]) -> list[dict[str, Any]]
 # Values come from small pools, so that parents and children collide (same name, same user,
 # same property key, ...): that is where the inheritance rules live. Each pool also has "" (it
 # blocks inheritance) and one odd value with spaces, quotes, a backslash and other printable
-# ASCII punctuation that JSON or a header could trip on.
-ODD = ' {"q": [\\x]}; ~`!@#$%^&*()=+ ,'
+# ASCII punctuation that JSON or a header could trip on (spaces inside: see the docstring).
+ODD = '{"q": [\\x]}; ~`!@#$%^&*()=+ ,}'
 ODD_LIMIT_ID = ODD.replace(",", "")  # payi-web rejects a comma in a limit id
 
 

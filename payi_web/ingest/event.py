@@ -120,7 +120,7 @@ def _properties(text: str | None, header: str) -> dict[str, str | None] | None:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a caller's own header: not JSON, or nested too deep to parse
         data = None
     if not isinstance(data, dict):
         warn_once(
