@@ -68,7 +68,15 @@ class CallRecord(NamedTuple):
 def _total(units: Mapping[str, Units], side: str) -> int | None:
     if not units:
         return None
-    return sum(getattr(unit, side) or 0 for unit in units.values())
+    total = 0
+    for unit in units.values():
+        count = getattr(unit, side)
+        if count is None:  # not reported for this kind (e.g. reasoning has no input): adds nothing
+            continue
+        if type(count) is not int or count < 0:  # NaN, a float, a negative: the total is unknown too
+            return None
+        total += count
+    return total
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ from typing import Final
 from .._exit import ExitHooks
 from .._log import warn_once
 from ..records import CallRecord
-from .schema import Price, connect, insert_rows, migrate, row_for
+from .schema import Price, Row, connect, insert_rows, migrate, row_for
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LedgerSink", "LedgerStats"]
 
@@ -275,9 +275,30 @@ class LedgerSink:
             self._write(batch)
         return True
 
+    def _rows(self, batch: list[CallRecord]) -> list[Row]:
+        """The rows of `batch`; a record that has none (not a CallRecord's shape) is counted as failed
+        alone, so that it never costs the other calls of its batch."""
+        rows: list[Row] = []
+        for call in batch:
+            try:
+                rows.append(row_for(call, self.prices))
+            except Exception as exc:
+                self._failed += 1
+                warn_once(
+                    f"ledger-unstorable:{self.path}",
+                    "payi_web: the ledger %s cannot store a call record (%s: %s); it is counted as failed "
+                    "(LedgerSink.stats), the other records are written; further ones are not logged",
+                    self.path,
+                    type(exc).__name__,
+                    exc,
+                )
+        return rows
+
     def _write(self, batch: list[CallRecord]) -> None:
+        rows = self._rows(batch)
+        if not rows:
+            return
         try:
-            rows = [row_for(call, self.prices) for call in batch]
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -288,7 +309,7 @@ class LedgerSink:
                     conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
-            self._failed += len(batch)
+            self._failed += len(rows)
             self._close_connection()  # reopened for the next batch: the file may have been fixed
             logged = warn_once(
                 f"ledger-failed:{self.path}",
@@ -297,12 +318,12 @@ class LedgerSink:
                 self.path,
                 type(exc).__name__,
                 exc,
-                len(batch),
+                len(rows),
             )
             if not logged:
                 logger.debug("payi_web: ledger write failed again: %s", exc)
         else:
-            self._written += len(batch)
+            self._written += len(rows)
 
     def _connection(self) -> sqlite3.Connection:
         conn = self._conn
