@@ -51,14 +51,14 @@ class LedgerStats:
 
 
 class _Marker:
-    """Queued by `flush()`: the writer sets `done` once everything queued before it is handled."""
+    """Queued by `flush()`: the writer sets `done` once everything queued before it is handled, and
+    `failed` to the failure count at that point."""
 
-    __slots__ = ("done", "failed_before", "ok")
+    __slots__ = ("done", "failed")
 
-    def __init__(self, failed_before: int) -> None:
+    def __init__(self) -> None:
         self.done = threading.Event()
-        self.failed_before = failed_before
-        self.ok = False
+        self.failed = 0
 
 
 class _Stop:
@@ -118,7 +118,8 @@ class LedgerSink:
         self._conn: sqlite3.Connection | None = None
         self._written = 0
         self._dropped = 0
-        self._failed = 0
+        self._failed = 0  # counted by the writer thread only
+        self._failed_reported = 0  # the failures a flush() has already answered False for
 
     def _after_fork(self) -> None:
         # The parent's queue is the parent's to write; its connection must never be used (or
@@ -194,19 +195,31 @@ class LedgerSink:
         return LedgerStats(written=self._written, dropped=self._dropped, failed=self._failed, queued=queued)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything queued so far; True when it was all written within `timeout` seconds."""
+        """Write everything queued so far; True when it was all written within `timeout` seconds
+        and no record failed since the previous flush (one that was dropped was never queued)."""
         if self._pid != os.getpid():
             self._after_fork()
         thread = self._thread
         if thread is None:
-            return not self._queue
+            return not self._queue and self._nothing_failed_since_last_flush(self._failed)
         if thread is threading.current_thread() or not thread.is_alive():
             return False
-        marker = _Marker(self._failed)
+        marker = _Marker()
         self._queue.append(marker)
         self._urgent.set()
         self._wakeup.set()
-        return marker.done.wait(timeout) and marker.ok
+        return marker.done.wait(timeout) and self._nothing_failed_since_last_flush(marker.failed)
+
+    def _nothing_failed_since_last_flush(self, failed: int) -> bool:
+        """Whether `failed` (a count the writer reached) adds no failure a flush has already reported.
+
+        A failure between two flushes makes the next one False, though it happened before that
+        flush was called: the caller of flush() is asking whether everything so far was written.
+        """
+        with self._lock:
+            new = failed > self._failed_reported
+            self._failed_reported = max(self._failed_reported, failed)
+        return not new
 
     def close(self, timeout: float | None = EXIT_FLUSH_TIMEOUT) -> bool:
         """Flush, stop the writer and close the file; later records are dropped (and counted)."""
@@ -267,7 +280,7 @@ class LedgerSink:
                 self._write(batch)
                 batch = []
             if isinstance(item, _Marker):
-                item.ok = self._failed == item.failed_before
+                item.failed = self._failed
                 item.done.set()
             else:
                 return False
