@@ -8,15 +8,14 @@ afresh: an empty queue, no writer, no inherited connection; its first record sta
 writer. Whatever is queued is written on `flush()`, `close()` and normal interpreter exit.
 
 Nothing here ever raises into the caller: a full queue drops the record, a locked, read-only
-or corrupt file fails the batch; both are counted (`stats`) and logged once.
+or corrupt file fails the batch; both are counted (`stats`) and logged once. A file deleted or
+emptied while the app runs is noticed before the next batch, which goes to a new one (`file.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import weakref
 from collections import deque
@@ -27,7 +26,8 @@ from typing import Final
 from .._exit import ExitHooks
 from .._log import warn_once
 from ..records import CallRecord
-from .schema import Price, Row, connect, insert_rows, migrate, row_for
+from .file import LedgerFile
+from .schema import Price, Row, row_for
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LedgerSink", "LedgerStats"]
 
@@ -115,7 +115,7 @@ class LedgerSink:
         self._wakeup = threading.Event()  # records are queued
         self._urgent = threading.Event()  # write now: a full batch, a flush or a close
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._file = LedgerFile(self.path, busy_timeout=self.busy_timeout)
         self._written = 0
         self._dropped = 0
         self._failed = 0  # counted by the writer thread only
@@ -124,8 +124,7 @@ class LedgerSink:
     def _after_fork(self) -> None:
         # The parent's queue is the parent's to write; its connection must never be used (or
         # closed) here, per SQLite's rules for fork(), so it is kept alive and forgotten.
-        if self._conn is not None:
-            _abandoned.append(self._conn)
+        _abandoned.append(self._file)
         self._init_process_state()
 
     # -- the calling thread ----------------------------------------------------------------
@@ -260,7 +259,7 @@ class LedgerSink:
                     break
             except Exception:  # a bug here must not end the writer
                 warn_once(f"ledger-writer:{self.path}", "payi_web: the ledger writer failed", exc_info=True)
-        self._close_connection()
+        self._file.close()
 
     def _drain(self, queue: deque[_Item]) -> bool:
         """Write everything queued; False once a stop was reached."""
@@ -312,18 +311,10 @@ class LedgerSink:
         if not rows:
             return
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                insert_rows(conn, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            self._file.insert(rows)
         except Exception as exc:
             self._failed += len(rows)
-            self._close_connection()  # reopened for the next batch: the file may have been fixed
+            self._file.close()  # reopened for the next batch: the file may have been fixed
             logged = warn_once(
                 f"ledger-failed:{self.path}",
                 "payi_web: cannot write the ledger %s (%s: %s); calls go on, the %d call record(s) of this "
@@ -338,29 +329,11 @@ class LedgerSink:
         else:
             self._written += len(rows)
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None:
-            conn = connect(self.path, busy_timeout=self.busy_timeout)
-            try:
-                migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return conn
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-
 
 # Every sink alive in this process, for the fork and exit hooks.
 _live: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
-# Connections inherited through fork(): never touched again.
-_abandoned: list[sqlite3.Connection] = []
+# Connections inherited through fork(), in their LedgerFile: never touched again.
+_abandoned: list[LedgerFile] = []
 
 
 def _after_fork_in_child() -> None:
