@@ -115,9 +115,11 @@ class LedgerSink:
         self._wakeup = threading.Event()  # records are queued
         self._urgent = threading.Event()  # write now: a full batch, a flush or a close
         self._thread: threading.Thread | None = None
+        self._stopping = False  # close() has queued the writer's stop
         self._file = LedgerFile(self.path, busy_timeout=self.busy_timeout)
         self._written = 0
         self._dropped = 0
+        self._drops_logged = 0
         self._failed = 0  # counted by the writer thread only
         self._failed_reported = 0  # the failures a flush() has already answered False for
 
@@ -172,6 +174,8 @@ class LedgerSink:
                 daemon=True,  # never holds up exit; the atexit hook flushes it first
             )
             try:
+                if self._closed:  # a record that raced close(): no writer is started again for it
+                    raise RuntimeError("closed")
                 thread.start()
             except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
                 lost = sum(1 for item in self._queue if isinstance(item, CallRecord))
@@ -195,13 +199,22 @@ class LedgerSink:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write everything queued so far; True when it was all written within `timeout` seconds
-        and no record failed since the previous flush (one that was dropped was never queued)."""
+        and no record failed since the previous flush (one that was dropped was never queued).
+        After `close()`, waits for the writer to finish."""
         if self._pid != os.getpid():
             self._after_fork()
         thread = self._thread
         if thread is None:
             return not self._queue and self._nothing_failed_since_last_flush(self._failed)
-        if thread is threading.current_thread() or not thread.is_alive():
+        if thread is threading.current_thread():
+            return False
+        if self._stopping:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._finish()
+            return self._nothing_failed_since_last_flush(self._failed)
+        if not thread.is_alive():
             return False
         marker = _Marker()
         self._queue.append(marker)
@@ -221,27 +234,43 @@ class LedgerSink:
         return not new
 
     def close(self, timeout: float | None = EXIT_FLUSH_TIMEOUT) -> bool:
-        """Flush, stop the writer and close the file; later records are dropped (and counted)."""
+        """Stop taking records (later ones are dropped, and counted); the writer writes what is
+        queued, then stops and closes the file. Waits up to `timeout` seconds for that: with 0 not
+        at all, as `configure()` does, since the file may be locked for seconds; the writer then
+        finishes in the background, and `flush()` or interpreter exit waits for it. True when
+        everything was written in time."""
         self._closed = True
-        done = self.flush(timeout)
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self._thread is None:
+            self._finish()
+        elif not self._stopping:
+            self._stopping = True
             self._queue.append(_Stop())
             self._urgent.set()
             self._wakeup.set()
-            thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
+        return self.flush(timeout)
+
+    def _finish(self) -> None:
+        """Once the writer has stopped (or never started) after close(): the sink is done."""
+        with self._lock:
+            self._thread = None
+            stranded = sum(1 for item in self._queue if isinstance(item, CallRecord))
+            self._queue.clear()
+        if stranded:  # queued by a record() racing close(), after the writer's last look
+            self._drop(stranded)
         _live.discard(self)
         self._log_drops()
-        return done
 
     def _log_drops(self) -> None:
-        if self._dropped:
+        with self._lock:
+            dropped, logged = self._dropped, self._drops_logged
+            self._drops_logged = dropped
+        if dropped > logged:
             logger.warning(
                 "payi_web: the ledger %s dropped %d call record(s) in process %d (queue full or closed)",
                 self.path,
-                self._dropped,
+                dropped,
                 os.getpid(),
             )
 
@@ -262,8 +291,9 @@ class LedgerSink:
         self._file.close()
 
     def _drain(self, queue: deque[_Item]) -> bool:
-        """Write everything queued; False once a stop was reached."""
+        """Write everything queued; False once a stop was reached (what follows it is handled too)."""
         batch: list[CallRecord] = []
+        stop = False
         while True:
             try:
                 item = queue.popleft()
@@ -282,10 +312,10 @@ class LedgerSink:
                 item.failed = self._failed
                 item.done.set()
             else:
-                return False
+                stop = True
         if batch:
             self._write(batch)
-        return True
+        return not stop
 
     def _rows(self, batch: list[CallRecord]) -> list[Row]:
         """The rows of `batch`; a record that has none (not a CallRecord's shape) is counted as failed
