@@ -173,17 +173,18 @@ class LedgerSink:
                 name="payi-ledger-writer",
                 daemon=True,  # never holds up exit; the atexit hook flushes it first
             )
-            try:
-                if self._closed:  # a record that raced close(): no writer is started again for it
-                    raise RuntimeError("closed")
-                thread.start()
-            except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
+            started = False
+            if not self._closed:  # else a record raced close(): no writer is started again for it
+                try:
+                    thread.start()
+                except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
+                    pass
+                else:
+                    self._thread = thread
+                    started = True
+            if not started:
                 lost = sum(1 for item in self._queue if isinstance(item, CallRecord))
                 self._queue.clear()
-                started = False
-            else:
-                self._thread = thread
-                started = True
         if not started:
             self._drop(lost)
             return False
