@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from ._log import warn_once
 from .context import TrackingContext
 
-__all__ = ["CallRecord", "Sink", "Units", "add_sink", "flush", "remove_sink"]
+__all__ = ["CallRecord", "Sink", "Units", "add_sink", "flush", "remove_sink", "retire_sink"]
 
 
 class Units(NamedTuple):
@@ -68,7 +69,15 @@ class CallRecord(NamedTuple):
 def _total(units: Mapping[str, Units], side: str) -> int | None:
     if not units:
         return None
-    return sum(getattr(unit, side) or 0 for unit in units.values())
+    total = 0
+    for unit in units.values():
+        count = getattr(unit, side)
+        if count is None:  # not reported for this kind (e.g. reasoning has no input): adds nothing
+            continue
+        if type(count) is not int or count < 0:  # NaN, a float, a negative: the total is unknown too
+            return None
+        total += count
+    return total
 
 
 @runtime_checkable
@@ -83,6 +92,10 @@ class Sink(Protocol):
 
 
 _sinks: tuple[Sink, ...] = ()
+# Sinks given no more records that still finish what they hold in the background; flush() waits
+# for them too, until one of its flushes succeeds.
+_retiring: tuple[Sink, ...] = ()
+_retiring_lock = threading.Lock()
 
 
 def add_sink(sink: Sink) -> None:
@@ -97,6 +110,23 @@ def add_sink(sink: Sink) -> None:
 def remove_sink(sink: Sink) -> None:
     global _sinks
     _sinks = tuple(s for s in _sinks if s is not sink)
+
+
+def retire_sink(sink: Sink) -> None:
+    """Give `sink` no more records, but keep it in `flush()` until a flush of it succeeds: for a sink
+    closed without waiting (so that `configure()` never waits on a file or a network), whose
+    records must still count as what `flush()` is asked to finish."""
+    global _retiring
+    remove_sink(sink)
+    with _retiring_lock:
+        if not any(s is sink for s in _retiring):
+            _retiring = (*_retiring, sink)
+
+
+def _retired(sink: Sink) -> None:
+    global _retiring
+    with _retiring_lock:
+        _retiring = tuple(s for s in _retiring if s is not sink)
 
 
 def sinks() -> tuple[Sink, ...]:
@@ -121,10 +151,14 @@ def flush(timeout: float | None = None) -> bool:
     """Ask every sink to finish what it holds; True when all of it was written/delivered in time."""
     deadline = None if timeout is None else time.monotonic() + timeout
     done = True
-    for sink in _sinks:
+    retiring = _retiring
+    for sink in (*_sinks, *retiring):
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            done = sink.flush(remaining) and done
+            flushed = sink.flush(remaining)
+            if flushed and any(s is sink for s in retiring):
+                _retired(sink)
+            done = flushed and done
         except Exception:
             warn_once(f"sink-flush:{type(sink).__qualname__}", "payi_web: sink flush failed", exc_info=True)
             done = False

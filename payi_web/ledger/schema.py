@@ -4,12 +4,19 @@ The file holds two tables: `payi_schema` (one row per applied schema version, so
 payi-web can migrate a file written by an earlier one) and `calls` (one row per GenAI call).
 Every column but `id` and `timestamp` may be NULL: NULL means unknown or not given, which is
 never the same as 0 or "".
+
+`row_for` makes every value storable, so that one odd record never fails the batch it is written
+in: a surrogate code point (a lone surrogate, e.g. from `json.loads('"\\ud800"')` on client
+input), which UTF-8 cannot encode, becomes U+FFFD; an integer beyond SQLite's 64 bits, a token
+count that is not a non-negative integer, and a NaN or infinite time are NULL (unknown).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -22,6 +29,7 @@ __all__ = [
     "COLUMNS",
     "SCHEMA_VERSION",
     "Price",
+    "Row",
     "connect",
     "estimate_cost",
     "format_timestamp",
@@ -224,9 +232,45 @@ def parse_timestamp(text: str) -> datetime:
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+# SQLite's INTEGER is a signed 64-bit number; binding a larger Python int raises OverflowError.
+_INTEGER_MAX: Final = 2**63 - 1
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str | None) -> str | None:
+    """`value` as UTF-8 can hold it: surrogate code points, which sqlite3 refuses to bind, as U+FFFD."""
+    if value is None or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _integer(value: int | None) -> int | None:
+    """An integer SQLite can store; beyond 64 bits unknown (NULL) rather than a wrong, clamped number."""
+    if isinstance(value, int) and -_INTEGER_MAX - 1 <= value <= _INTEGER_MAX:
+        return value
+    return None
+
+
+def _real(value: float | None) -> float | None:
+    """A finite number of milliseconds, or NULL: NaN or infinity measures nothing."""
+    try:
+        number = float(value)  # type: ignore[arg-type]  # None, or an int too large for a float
+    except (TypeError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: int | None) -> int | None:
+    """A token count: a non-negative integer SQLite can store; anything else unknown (NULL), never 0."""
+    return value if type(value) is int and 0 <= value <= _INTEGER_MAX else None
+
 
 def _json(value: object) -> str | None:
-    return None if value is None else _encode(value)
+    return None if value is None else _text(_encode(value))
 
 
 def _bool(value: bool | None) -> int | None:
@@ -235,7 +279,7 @@ def _bool(value: bool | None) -> int | None:
 
 def _side(units: Mapping[str, Units], kind: str, side: str) -> int | None:
     unit = units.get(kind)
-    return None if unit is None else getattr(unit, side)
+    return None if unit is None else _count(getattr(unit, side))
 
 
 def price_key(model: str | None, price_as_resource: str | None) -> str | None:
@@ -256,36 +300,39 @@ def estimate_cost(
 
 
 def row_for(call: CallRecord, prices: Mapping[str, Price]) -> Row:
-    """The `calls` row of one record, in COLUMNS order."""
+    """The `calls` row of one record, in COLUMNS order, every value storable (see the module docstring).
+
+    Raises only for a record that is not a CallRecord's shape (e.g. its timestamp not a datetime).
+    """
     ctx = call.context
     units = call.units
-    input_tokens = call.input_tokens
-    output_tokens = call.output_tokens
+    input_tokens = _count(call.input_tokens)
+    output_tokens = _count(call.output_tokens)
     return (
         format_timestamp(call.timestamp),
-        call.category,
-        call.resource,
-        call.method,
-        call.url,
-        call.status,
-        call.latency_ms,
-        call.time_to_first_token_ms,
+        _text(call.category),
+        _text(call.resource),
+        _text(call.method),
+        _text(call.url),
+        _integer(call.status),
+        _real(call.latency_ms),
+        _real(call.time_to_first_token_ms),
         int(call.streamed),
         int(call.proxied),
         int(call.failed),
-        call.response_id,
-        ctx.use_case_name,
-        ctx.use_case_id,
-        ctx.use_case_version,
-        ctx.use_case_step,
+        _text(call.response_id),
+        _text(ctx.use_case_name),
+        _text(ctx.use_case_id),
+        _integer(ctx.use_case_version),
+        _text(ctx.use_case_step),
         _json(ctx.use_case_properties),
         _json(list(ctx.limit_ids) if ctx.limit_ids is not None else None),
-        ctx.user_id,
-        ctx.account_name,
+        _text(ctx.user_id),
+        _text(ctx.account_name),
         _json(ctx.request_properties),
-        ctx.price_as_category,
-        ctx.price_as_resource,
-        ctx.resource_scope,
+        _text(ctx.price_as_category),
+        _text(ctx.price_as_resource),
+        _text(ctx.resource_scope),
         _bool(ctx.proxy),
         _bool(ctx.log_prompt_and_response),
         input_tokens,
@@ -295,6 +342,11 @@ def row_for(call: CallRecord, prices: Mapping[str, Price]) -> Row:
         _side(units, "text_cache_read", "input"),
         _side(units, "text_cache_write", "input"),
         _side(units, "reasoning", "output"),
-        _json({kind: {"input": unit.input, "output": unit.output} for kind, unit in units.items()}),
+        _json(
+            {
+                kind: {"input": _count(unit.input), "output": _count(unit.output)}
+                for kind, unit in units.items()
+            }
+        ),
         estimate_cost(prices, price_key(call.resource, ctx.price_as_resource), input_tokens, output_tokens),
     )

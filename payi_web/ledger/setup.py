@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Final
 
-from ..records import add_sink, remove_sink
+from ..records import add_sink, retire_sink
 from .schema import Price
 from .sink import LedgerSink
 
@@ -89,17 +89,22 @@ def validate_prices(prices: object) -> dict[str, Price]:
 
 
 def install(path: str | None, prices: Mapping[str, Price] | None = None) -> LedgerSink | None:
-    """Make a ledger sink on `path` the installed one (None: none), closing the previous one."""
+    """Make a ledger sink on `path` the installed one (None: none), closing the previous one.
+
+    Never touches the file: the new sink opens it on its first write, and the previous one
+    writes what it held in the background (`payi_web.flush()` waits for that), since another
+    process may hold the file's lock for seconds and configuration must not wait on it.
+    """
     global _installed
     with _lock:
         old, new = _installed, (LedgerSink(path, prices=prices) if path else None)
         if old is not None:
-            remove_sink(old)
+            retire_sink(old)
         if new is not None:
             add_sink(new)
         _installed = new
     if old is not None:
-        old.close()  # flushes what it held
+        old.close(timeout=0)
     return new
 
 

@@ -8,15 +8,14 @@ afresh: an empty queue, no writer, no inherited connection; its first record sta
 writer. Whatever is queued is written on `flush()`, `close()` and normal interpreter exit.
 
 Nothing here ever raises into the caller: a full queue drops the record, a locked, read-only
-or corrupt file fails the batch; both are counted (`stats`) and logged once.
+or corrupt file fails the batch; both are counted (`stats`) and logged once. A file deleted or
+emptied while the app runs is noticed before the next batch, which goes to a new one (`file.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import weakref
 from collections import deque
@@ -27,7 +26,8 @@ from typing import Final
 from .._exit import ExitHooks
 from .._log import warn_once
 from ..records import CallRecord
-from .schema import Price, connect, insert_rows, migrate, row_for
+from .file import LedgerFile
+from .schema import Price, Row, row_for
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LedgerSink", "LedgerStats"]
 
@@ -51,14 +51,14 @@ class LedgerStats:
 
 
 class _Marker:
-    """Queued by `flush()`: the writer sets `done` once everything queued before it is handled."""
+    """Queued by `flush()`: the writer sets `done` once everything queued before it is handled, and
+    `failed` to the failure count at that point."""
 
-    __slots__ = ("done", "failed_before", "ok")
+    __slots__ = ("done", "failed")
 
-    def __init__(self, failed_before: int) -> None:
+    def __init__(self) -> None:
         self.done = threading.Event()
-        self.failed_before = failed_before
-        self.ok = False
+        self.failed = 0
 
 
 class _Stop:
@@ -115,16 +115,18 @@ class LedgerSink:
         self._wakeup = threading.Event()  # records are queued
         self._urgent = threading.Event()  # write now: a full batch, a flush or a close
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._stopping = False  # close() has queued the writer's stop
+        self._file = LedgerFile(self.path, busy_timeout=self.busy_timeout)
         self._written = 0
         self._dropped = 0
-        self._failed = 0
+        self._drops_logged = 0
+        self._failed = 0  # counted by the writer thread only
+        self._failed_reported = 0  # the failures a flush() has already answered False for
 
     def _after_fork(self) -> None:
         # The parent's queue is the parent's to write; its connection must never be used (or
         # closed) here, per SQLite's rules for fork(), so it is kept alive and forgotten.
-        if self._conn is not None:
-            _abandoned.append(self._conn)
+        _abandoned.append(self._file)
         self._init_process_state()
 
     # -- the calling thread ----------------------------------------------------------------
@@ -171,15 +173,18 @@ class LedgerSink:
                 name="payi-ledger-writer",
                 daemon=True,  # never holds up exit; the atexit hook flushes it first
             )
-            try:
-                thread.start()
-            except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
+            started = False
+            if not self._closed:  # else a record raced close(): no writer is started again for it
+                try:
+                    thread.start()
+                except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
+                    pass
+                else:
+                    self._thread = thread
+                    started = True
+            if not started:
                 lost = sum(1 for item in self._queue if isinstance(item, CallRecord))
                 self._queue.clear()
-                started = False
-            else:
-                self._thread = thread
-                started = True
         if not started:
             self._drop(lost)
             return False
@@ -194,42 +199,79 @@ class LedgerSink:
         return LedgerStats(written=self._written, dropped=self._dropped, failed=self._failed, queued=queued)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything queued so far; True when it was all written within `timeout` seconds."""
+        """Write everything queued so far; True when it was all written within `timeout` seconds
+        and no record failed since the previous flush (one that was dropped was never queued).
+        After `close()`, waits for the writer to finish."""
         if self._pid != os.getpid():
             self._after_fork()
         thread = self._thread
         if thread is None:
-            return not self._queue
-        if thread is threading.current_thread() or not thread.is_alive():
+            return not self._queue and self._nothing_failed_since_last_flush(self._failed)
+        if thread is threading.current_thread():
             return False
-        marker = _Marker(self._failed)
+        if self._stopping:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._finish()
+            return self._nothing_failed_since_last_flush(self._failed)
+        if not thread.is_alive():
+            return False
+        marker = _Marker()
         self._queue.append(marker)
         self._urgent.set()
         self._wakeup.set()
-        return marker.done.wait(timeout) and marker.ok
+        return marker.done.wait(timeout) and self._nothing_failed_since_last_flush(marker.failed)
+
+    def _nothing_failed_since_last_flush(self, failed: int) -> bool:
+        """Whether `failed` (a count the writer reached) adds no failure a flush has already reported.
+
+        A failure between two flushes makes the next one False, though it happened before that
+        flush was called: the caller of flush() is asking whether everything so far was written.
+        """
+        with self._lock:
+            new = failed > self._failed_reported
+            self._failed_reported = max(self._failed_reported, failed)
+        return not new
 
     def close(self, timeout: float | None = EXIT_FLUSH_TIMEOUT) -> bool:
-        """Flush, stop the writer and close the file; later records are dropped (and counted)."""
+        """Stop taking records (later ones are dropped, and counted); the writer writes what is
+        queued, then stops and closes the file. Waits up to `timeout` seconds for that: with 0 not
+        at all, as `configure()` does, since the file may be locked for seconds; the writer then
+        finishes in the background, and `flush()` or interpreter exit waits for it. True when
+        everything was written in time."""
         self._closed = True
-        done = self.flush(timeout)
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self._thread is None:
+            self._finish()
+        elif not self._stopping:
+            self._stopping = True
             self._queue.append(_Stop())
             self._urgent.set()
             self._wakeup.set()
-            thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
+        return self.flush(timeout)
+
+    def _finish(self) -> None:
+        """Once the writer has stopped (or never started) after close(): the sink is done."""
+        with self._lock:
+            self._thread = None
+            stranded = sum(1 for item in self._queue if isinstance(item, CallRecord))
+            self._queue.clear()
+        if stranded:  # queued by a record() racing close(), after the writer's last look
+            self._drop(stranded)
         _live.discard(self)
         self._log_drops()
-        return done
 
     def _log_drops(self) -> None:
-        if self._dropped:
+        with self._lock:
+            dropped, logged = self._dropped, self._drops_logged
+            self._drops_logged = dropped
+        if dropped > logged:
             logger.warning(
                 "payi_web: the ledger %s dropped %d call record(s) in process %d (queue full or closed)",
                 self.path,
-                self._dropped,
+                dropped,
                 os.getpid(),
             )
 
@@ -247,11 +289,12 @@ class LedgerSink:
                     break
             except Exception:  # a bug here must not end the writer
                 warn_once(f"ledger-writer:{self.path}", "payi_web: the ledger writer failed", exc_info=True)
-        self._close_connection()
+        self._file.close()
 
     def _drain(self, queue: deque[_Item]) -> bool:
-        """Write everything queued; False once a stop was reached."""
+        """Write everything queued; False once a stop was reached (what follows it is handled too)."""
         batch: list[CallRecord] = []
+        stop = False
         while True:
             try:
                 item = queue.popleft()
@@ -267,29 +310,42 @@ class LedgerSink:
                 self._write(batch)
                 batch = []
             if isinstance(item, _Marker):
-                item.ok = self._failed == item.failed_before
+                item.failed = self._failed
                 item.done.set()
             else:
-                return False
+                stop = True
         if batch:
             self._write(batch)
-        return True
+        return not stop
+
+    def _rows(self, batch: list[CallRecord]) -> list[Row]:
+        """The rows of `batch`; a record that has none (not a CallRecord's shape) is counted as failed
+        alone, so that it never costs the other calls of its batch."""
+        rows: list[Row] = []
+        for call in batch:
+            try:
+                rows.append(row_for(call, self.prices))
+            except Exception as exc:
+                self._failed += 1
+                warn_once(
+                    f"ledger-unstorable:{self.path}",
+                    "payi_web: the ledger %s cannot store a call record (%s: %s); it is counted as failed "
+                    "(LedgerSink.stats), the other records are written; further ones are not logged",
+                    self.path,
+                    type(exc).__name__,
+                    exc,
+                )
+        return rows
 
     def _write(self, batch: list[CallRecord]) -> None:
+        rows = self._rows(batch)
+        if not rows:
+            return
         try:
-            rows = [row_for(call, self.prices) for call in batch]
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                insert_rows(conn, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            self._file.insert(rows)
         except Exception as exc:
-            self._failed += len(batch)
-            self._close_connection()  # reopened for the next batch: the file may have been fixed
+            self._failed += len(rows)
+            self._file.close()  # reopened for the next batch: the file may have been fixed
             logged = warn_once(
                 f"ledger-failed:{self.path}",
                 "payi_web: cannot write the ledger %s (%s: %s); calls go on, the %d call record(s) of this "
@@ -297,36 +353,18 @@ class LedgerSink:
                 self.path,
                 type(exc).__name__,
                 exc,
-                len(batch),
+                len(rows),
             )
             if not logged:
                 logger.debug("payi_web: ledger write failed again: %s", exc)
         else:
-            self._written += len(batch)
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None:
-            conn = connect(self.path, busy_timeout=self.busy_timeout)
-            try:
-                migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return conn
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            self._written += len(rows)
 
 
 # Every sink alive in this process, for the fork and exit hooks.
 _live: weakref.WeakSet[LedgerSink] = weakref.WeakSet()
-# Connections inherited through fork(): never touched again.
-_abandoned: list[sqlite3.Connection] = []
+# Connections inherited through fork(), in their LedgerFile: never touched again.
+_abandoned: list[LedgerFile] = []
 
 
 def _after_fork_in_child() -> None:

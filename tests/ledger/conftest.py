@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from payi_web.ledger import LedgerSink
+import payi_web
+from payi_web.ledger import LedgerSink, installed_sink
 
 
 @pytest.fixture
@@ -27,3 +28,14 @@ def make_sink(db: Path) -> Iterator[Callable[..., LedgerSink]]:
     yield make
     for sink in made:
         sink.close(timeout=5)
+
+
+@pytest.fixture
+def app_ledger(db: Path, monkeypatch: pytest.MonkeyPatch) -> LedgerSink:
+    """`payi_web.configure(ledger=db)`, as an app does it: the installed sink."""
+    monkeypatch.delenv("PAYI_LEDGER", raising=False)
+    monkeypatch.delenv("PAYI_API_KEY", raising=False)
+    payi_web.configure(ledger=db)
+    sink = installed_sink()
+    assert sink is not None and sink.path == str(db)
+    return sink

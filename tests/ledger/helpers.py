@@ -1,15 +1,22 @@
-"""Call records built directly, and a look into the ledger file, for the ledger tests."""
+"""Call records built directly, real instrumented calls, and a look into the ledger file, for the
+ledger tests."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import openai
+
+import payi_web
 from payi_web.context import TrackingContext
 from payi_web.records import CallRecord, Units
+from tests.instrumented import OPENAI_HTTP
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -61,3 +68,54 @@ def count(path: Path | str) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
     finally:
         conn.close()
+
+
+def chat_client(usage: Callable[[str], dict[str, Any]] | None = None) -> openai.OpenAI:
+    """A real openai client, instrumented, whose in-process provider answers each chat completion
+    with the id `chatcmpl-<prompt>`, so that a row can be traced to its call, and `usage(prompt)`
+    as its usage (by default 10 prompt and 5 completion tokens)."""
+
+    def provider(request: Any) -> Any:
+        assert request.url.host == "api.openai.test"  # never the network
+        prompt = json.loads(request.read())["messages"][0]["content"]
+        return OPENAI_HTTP.Response(
+            200,
+            json={
+                "id": f"chatcmpl-{prompt}",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                ],
+                "usage": usage(prompt)
+                if usage
+                else {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            },
+        )
+
+    client = payi_web.instrument(
+        openai.OpenAI(
+            api_key="sk-test",
+            base_url="https://api.openai.test/v1",
+            http_client=OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(provider)),
+            max_retries=0,
+        )
+    )
+    assert client is not None
+    return client
+
+
+def ask(client: openai.OpenAI, prompt: str) -> None:
+    """One chat completion whose row has the response id `chatcmpl-<prompt>`."""
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition()` became true within `timeout` seconds (for work another thread does)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

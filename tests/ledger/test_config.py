@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import payi_web
 from payi_web import records
 from payi_web.ledger import LedgerSink, installed_sink, ledger_path, report_db
 
-from .helpers import count, make_call
+from .helpers import ask, chat_client, count, make_call, rows
 
 
 @pytest.fixture
@@ -71,19 +73,25 @@ def test_relative_and_home_paths_are_made_absolute(no_env: pytest.MonkeyPatch, t
     assert payi_web.configure(ledger="~/l.db").ledger == str(tmp_path / "home" / "l.db")
 
 
-def test_configure_again_flushes_and_replaces_the_sink(no_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_configure_again_replaces_the_sink_and_the_old_one_finishes(
+    no_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     first_db, second_db = tmp_path / "one.db", tmp_path / "two.db"
     payi_web.configure(ledger=first_db)
     first = installed_sink()
+    assert first is not None
     for _ in range(100):
         records.emit(make_call())
-    payi_web.configure(ledger=second_db)  # no flush() called: the swap writes what the old one held
-    assert count(first_db) == 100
+    payi_web.configure(ledger=second_db)  # the old sink writes what it held in the background
     second = installed_sink()
     assert second is not first and _ledger_sinks() == [second]
     records.emit(make_call())
-    assert payi_web.flush(5)
+    assert payi_web.flush(5)  # waits for the old sink too
     assert count(second_db) == 1 and count(first_db) == 100
+    assert first.stats.written == 100
+    records.emit(make_call())
+    assert payi_web.flush(5)  # the old one, done, is no longer flushed; the new one still is
+    assert count(second_db) == 2 and count(first_db) == 100
     payi_web.configure(ledger=False)
     assert _ledger_sinks() == []
 
@@ -107,3 +115,35 @@ def test_bad_ledger_arguments_fail_in_configure(no_env: pytest.MonkeyPatch) -> N
         payi_web.configure(ledger=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-empty file path"):
         payi_web.configure(ledger="")
+
+
+def test_configure_never_waits_on_a_locked_file(no_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    payi_web.configure(ledger=db)
+    client = chat_client()
+    with payi_web.track_context(user_id="before"):
+        ask(client, "before")
+    assert payi_web.flush(5)
+    old = installed_sink()
+    assert old is not None
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        with payi_web.track_context(user_id="queued"):
+            for i in range(5):
+                ask(client, f"queued-{i}")  # held by the old sink, whose writer waits on the lock
+        payi_web.configure(ledger=db)
+        # configure() returned while the lock is held, without waiting out the busy timeout:
+        # the old sink's records are still waiting, none has failed.
+        assert holder.in_transaction
+        assert (old.stats.failed, old.stats.written) == (0, 1)
+        with payi_web.track_context(user_id="after"):
+            ask(client, "after")  # the new sink takes records at once
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert payi_web.flush(10)  # both sinks': the old one finishes in the background
+    assert Counter(row["user_id"] for row in rows(db)) == {"before": 1, "queued": 5, "after": 1}
+    assert (old.stats.failed, old.stats.written) == (0, 6)
+    new = installed_sink()
+    assert new is not None and new is not old and (new.stats.failed, new.stats.written) == (0, 1)

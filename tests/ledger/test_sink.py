@@ -258,6 +258,25 @@ def test_recording_is_only_an_enqueue(db: Path) -> None:
         sink.close(5)
 
 
+def test_close_without_waiting_lets_the_writer_finish_in_the_background(db: Path) -> None:
+    sink = GatedSink(db)
+    try:
+        sink.record(make_call(response_id="first"))
+        assert sink.writing.wait(5)  # the writer is stuck in a batch
+        for i in range(10):
+            sink.record(make_call(response_id=f"r{i}"))
+        assert sink.close(timeout=0) is False  # returns at once: nothing written yet
+        sink.record(make_call(response_id="late"))  # after close: dropped and counted
+        sink.gate.set()
+        assert sink.flush(5)  # waits for the writer to write what it held and stop
+        assert [row["response_id"] for row in rows(db)] == ["first", *(f"r{i}" for i in range(10))]
+        assert (sink.stats.written, sink.stats.dropped, sink.stats.queued) == (11, 1, 0)
+        assert sink.flush(0) is True and sink.close(0) is True  # done
+    finally:
+        sink.gate.set()
+        sink.close(5)
+
+
 def test_a_locked_file_fails_the_batch_quietly_and_recovers(
     make_sink: MakeSink, db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
