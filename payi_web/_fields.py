@@ -27,6 +27,7 @@ _INT: Final = "int"
 _BOOL: Final = "bool"
 _IDS: Final = "ids"
 _PROPS: Final = "props"
+_MAX_INT: Final = 2**63 - 1
 
 # Field name -> kind, in the order of the public `TrackingContext` model.
 _FIELD_KINDS: Final[dict[str, str]] = {
@@ -289,8 +290,8 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         elif kind is _INT:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{where}: {name} must be int, got {_type_name(value)} {_shown(value)}")
-            if value < 0:
-                raise ValueError(f"{where}: {name} must be >= 0, got {_shown(value)}")
+            if not 0 <= value <= _MAX_INT:  # Pay-i stores a 64-bit signed integer
+                raise ValueError(f"{where}: {name} must be from 0 to 2**63 - 1, got {_shown(value)}")
         elif kind is _BOOL:
             if not isinstance(value, bool):
                 raise TypeError(f"{where}: {name} must be bool, got {_type_name(value)} {_shown(value)}")

@@ -92,6 +92,20 @@ def _url_prefix(where: str, value: object) -> str:
     return f"{scheme}://{netloc}{parts.path}".rstrip("/")
 
 
+def _api_key(value: str | None) -> str | None:
+    """The key as it goes into a header: surrounding whitespace (a newline from a secrets file)
+    dropped; anything else a header cannot carry refused here, not on every call."""
+    if value is None:
+        return None
+    key = value.strip()
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError(
+            "configure(): api_key (or PAYI_API_KEY) holds characters an HTTP header cannot carry "
+            "(non-ASCII or control characters); check how it was pasted"
+        )
+    return key or None
+
+
 def configure(
     *,
     defaults: Mapping[str, Any] | None = None,
@@ -130,7 +144,7 @@ def configure(
     from .ingest import setup as ingest_setup
     from .ledger import setup as ledger_setup
 
-    api_key = api_key or os.environ.get("PAYI_API_KEY") or None
+    api_key = _api_key(api_key or os.environ.get("PAYI_API_KEY") or None)
     ingest = ingest_setup.wanted(api_key, root.proxy)
     if ingest:
         ingest_setup.check_available()  # a missing httpx fails here, before anything changes
