@@ -11,17 +11,11 @@ from urllib.parse import urlsplit
 
 from ._fields import validate_fields
 from .context import EMPTY_FRAME, derive, set_root
+from .providers import proxy_paths
 
 __all__ = ["Config", "configure", "current_config", "proxy_url"]
 
 DEFAULT_BASE_URL = "https://api.pay-i.com"
-
-_PROXY_PATHS = {
-    "openai": "/api/v1/proxy/openai/v1",
-    "azure.openai": "/api/v1/proxy/azure.openai",
-    "anthropic": "/api/v1/proxy/anthropic",
-    "aws.bedrock": "/api/v1/proxy/aws.bedrock",
-}
 
 
 @dataclass(frozen=True)
@@ -164,7 +158,8 @@ def configure(
 
 def proxy_url(provider: str) -> str:
     """The Pay-i proxy's base URL for `provider`: e.g. `OpenAI(base_url=payi_web.proxy_url("openai"))`."""
-    path = _PROXY_PATHS.get(provider)
+    paths = proxy_paths()
+    path = paths.get(provider)
     if path is None:
-        raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(_PROXY_PATHS)}")
+        raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(paths)}")
     return current_config().base_url + path
