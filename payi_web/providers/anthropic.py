@@ -9,6 +9,8 @@ from .base import Endpoint, Provider, StreamState, optional_count, side_count
 
 __all__ = ["Anthropic"]
 
+_LARGE_CONTEXT = 200_000  # input tokens, cache included
+
 
 class Anthropic(Provider):
     category = "system.anthropic"
@@ -23,15 +25,36 @@ class Anthropic(Provider):
         return None
 
     def units(self, usage: Any) -> dict[str, Units]:
+        """Pay-i's unit kinds, as Pay-i's SDK computes them: a call whose input (cache included)
+        reaches 200k tokens is priced as large-context, in kinds of their own; cache writes
+        split by lifetime (5 minutes, 1 hour); web searches counted."""
         if type(usage) is not dict or ("input_tokens" not in usage and "output_tokens" not in usage):
             return {}
-        units = {"text": Units(side_count(usage, "input_tokens"), side_count(usage, "output_tokens"))}
+        text_in, text_out = side_count(usage, "input_tokens"), side_count(usage, "output_tokens")
         cache_read = optional_count(usage.get("cache_read_input_tokens"))
         cache_write = optional_count(usage.get("cache_creation_input_tokens"))
+        known_input = [n for n in (text_in, cache_read, cache_write) if n is not None]
+        large = "_large_context" if sum(known_input) >= _LARGE_CONTEXT else ""
+        units = {"text" + large: Units(text_in, text_out)}
+        by_lifetime = usage.get("cache_creation")
+        write_5m = (
+            optional_count(by_lifetime.get("ephemeral_5m_input_tokens")) if type(by_lifetime) is dict else 0
+        )
+        write_1h = (
+            optional_count(by_lifetime.get("ephemeral_1h_input_tokens")) if type(by_lifetime) is dict else 0
+        )
+        if write_5m or write_1h:
+            if write_5m != 0:
+                units["text_cache_write" + large] = Units(write_5m, 0)
+            if write_1h != 0:
+                units["text_cache_write_1h" + large] = Units(write_1h, 0)
+        elif cache_write != 0:
+            units["text_cache_write" + large] = Units(cache_write, 0)
         if cache_read != 0:
-            units["text_cache_read"] = Units(cache_read, 0)
-        if cache_write != 0:
-            units["text_cache_write"] = Units(cache_write, 0)
+            units["text_cache_read" + large] = Units(cache_read, 0)
+        searches = _nested_count(usage, "server_tool_use", "web_search_requests")
+        if searches != 0:
+            units["web_search_request"] = Units(0, searches)
         return units
 
     def stream_event(self, state: StreamState, payload: dict[str, Any], hide_added_usage: bool) -> bool:
@@ -52,3 +75,8 @@ class Anthropic(Provider):
             state.usage.update({k: v for k, v in usage.items() if v is not None})
             state.units = self.units(state.usage)
         return True
+
+
+def _nested_count(usage: dict[str, Any], outer: str, inner: str) -> int | None:
+    details = usage.get(outer)
+    return optional_count(details.get(inner)) if type(details) is dict else 0
