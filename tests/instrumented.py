@@ -14,11 +14,11 @@ from payi_web.fake_provider import FakeProvider
 
 PAYI = "https://api.pay-i.com"
 
-# openai >= 3 and anthropic >= 2 are built on httpx2 (openai 3 still accepts an httpx client);
-# older releases (tox's openai1/openai2 envs) on httpx only.
+# openai >= 3 and anthropic >= 1 are built on httpx2 (openai 3 still accepts an httpx client);
+# older releases (the matrix's openai 1/2 and anthropic 0.x envs, .ci/matrix) on httpx only.
 OPENAI_HTTP: Any = httpx2 if int(openai.__version__.split(".")[0]) >= 3 else httpx
 OPENAI_LIBS: list[Any] = [httpx2, httpx] if OPENAI_HTTP is httpx2 else [httpx]
-ANTHROPIC_HTTP: Any = httpx2 if int(anthropic.__version__.split(".")[0]) >= 2 else httpx
+ANTHROPIC_HTTP: Any = httpx2 if int(anthropic.__version__.split(".")[0]) >= 1 else httpx
 
 
 def openai_client(provider: FakeProvider, base_url: str, *, lib: Any = None, **kwargs: Any) -> openai.OpenAI:
@@ -50,4 +50,4 @@ def proxy_openai(provider: FakeProvider, **kwargs: Any) -> openai.OpenAI:
 
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "summarise this"}]}
 
-__all__ = ["CHAT", "OPENAI_HTTP", "OPENAI_LIBS", "PAYI"]
+__all__ = ["ANTHROPIC_HTTP", "CHAT", "OPENAI_HTTP", "OPENAI_LIBS", "PAYI"]

@@ -22,7 +22,7 @@ from payi_web import PayiHeaders as H
 from payi_web import payi_headers, track_context
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
-from tests.instrumented import CHAT, OPENAI_LIBS
+from tests.instrumented import ANTHROPIC_HTTP, CHAT, OPENAI_HTTP, OPENAI_LIBS
 from tests.strict_gateway import StrictGateway, sent_properties
 
 LIBS = pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
@@ -119,12 +119,12 @@ def test_odd_values_go_through_anthropic_and_async_openai(
     payi_web.configure(api_key="payi-key", header_hosts=[gateway.url], defaults={"limit_ids": ["cap "]})
     claude = payi_web.instrument(
         anthropic.Anthropic(
-            api_key="sk-ant", base_url=gateway.url, http_client=httpx2.Client(), max_retries=0
+            api_key="sk-ant", base_url=gateway.url, http_client=ANTHROPIC_HTTP.Client(), max_retries=0
         )
     )
     async_client = payi_web.instrument(
         openai.AsyncOpenAI(
-            api_key="sk", base_url=gateway.url + "/v1", http_client=httpx2.AsyncClient(), max_retries=0
+            api_key="sk", base_url=gateway.url + "/v1", http_client=OPENAI_HTTP.AsyncClient(), max_retries=0
         )
     )
     fields: dict[str, Any] = {

@@ -361,21 +361,32 @@ def test_stream_abandoned_early_records_unknown_usage(
     assert not call.failed  # stopping early is the caller's choice, not a failed call
 
 
-def test_chat_completions_stream_helper_and_responses_stream(
+def test_chat_completions_stream_helper_and_embeddings(
     provider: FakeProvider, payi_calls: CapturedCalls
 ) -> None:
     client = payi_web.instrument(proxy_openai(provider))
+    # The helper left `beta` in openai 1.x's later releases.
+    chat = client.chat if hasattr(client.chat.completions, "stream") else client.beta.chat
     with track_context(use_case_name="helpers"):
-        with client.chat.completions.stream(**CHAT) as stream:
+        with chat.completions.stream(**CHAT) as stream:
             text = "".join(e.delta for e in stream if e.type == "content.delta")
-        events = list(client.responses.create(model="gpt-4.1", input="hello there", stream=True))
         client.embeddings.create(model="text-embedding-3-small", input="abc def")
     assert "offline demo model" in text
-    assert events[-1].type == "response.completed"
-    assert [c.resource for c in payi_calls] == ["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"]
+    assert [c.resource for c in payi_calls] == ["gpt-4o-mini", "text-embedding-3-small"]
     assert all(c.usage_known and c.context.use_case_name == "helpers" for c in payi_calls)
-    assert payi_calls[1].response_id == events[-1].response.id  # type: ignore[union-attr]
-    assert payi_calls[2].units == {"text": Units(3, 0)}  # round(2 words * 4/3)
+    assert payi_calls[1].units == {"text": Units(3, 0)}  # round(2 words * 4/3)
+
+
+@pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="openai < 1.66 has no Responses API")
+def test_responses_stream(provider: FakeProvider, payi_calls: CapturedCalls) -> None:
+    client = payi_web.instrument(proxy_openai(provider))
+    with track_context(use_case_name="helpers"):
+        events = list(client.responses.create(model="gpt-4.1", input="hello there", stream=True))
+    assert events[-1].type == "response.completed"
+    [call] = payi_calls
+    assert call.resource == "gpt-4.1"
+    assert call.usage_known and call.context.use_case_name == "helpers"
+    assert call.response_id == events[-1].response.id  # type: ignore[union-attr]
 
 
 def test_anthropic_messages_plain_and_streamed_count_usage_once(

@@ -7,6 +7,7 @@ import threading
 import warnings
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
@@ -42,6 +43,20 @@ async def _logged_in(make_user: Any, count: int) -> list[tuple[Any, AsyncClient]
         await sync_to_async(client.force_login)(user)
         clients.append((user, client))
     return clients
+
+
+class Barrier:
+    """`asyncio.Barrier` (Python >= 3.11) for one round: `wait()` returns once all parties called it."""
+
+    def __init__(self, parties: int) -> None:
+        self.waiting = parties
+        self.all_in = asyncio.Event()
+
+    async def wait(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.all_in.set()
+        await self.all_in.wait()
 
 
 async def body_of(response: Any) -> bytes:
@@ -256,7 +271,9 @@ async def test_a_user_the_view_loaded_async_is_not_loaded_again_for_a_sync_call(
     assert response.status_code == 200
     [call] = payi_calls
     assert call.context.user_id == str(alice.pk) == response.json()["user_id"]
-    assert sync_loads == []  # the user `await request.auser()` loaded serves the sync call too
+    # The user the view loaded serves the sync call too: no load of payi-web's own. Before Django
+    # 5.0 (no `request.auser()`) the view's own load is a sync one, in Django's thread for sync code.
+    assert sync_loads == ([] if django.VERSION >= (5, 0) else ["load"])
 
 
 async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_it(
@@ -268,7 +285,7 @@ async def test_a_scope_an_async_body_enters_around_a_yield_stays_current_after_i
 ) -> None:
     # Six users at once, each async body held mid-scope until all six are.
     clients = await _logged_in(make_user, 6)
-    monkeypatch.setattr(views, "drafts_barrier", asyncio.Barrier(len(clients)))
+    monkeypatch.setattr(views, "drafts_barrier", Barrier(len(clients)))
 
     async def read(user: Any, client: AsyncClient) -> str:
         response = await client.get("/adrafts/", headers={"X-Request-Id": f"d-{user.pk}"})
@@ -336,7 +353,10 @@ async def test_an_async_stream_the_client_leaves_ends_its_body_in_the_scope(
         return sent
 
     sent = await asyncio.wait_for(asyncio.gather(*(leave_early(u, c) for u, c in clients)), 20)
-    assert sent == [[b"first\n"]] * len(clients)
+    # Django < 5.0's handler does not listen for the disconnect: it sends the whole body, whose
+    # `finally` then runs as the body ends (in the scope all the same).
+    read = [b"first\n"] if django.VERSION >= (5, 0) else [b"first\n", b"never read\n"]
+    assert sent == [read] * len(clients)
     for _ in range(200):  # the loop closes the abandoned bodies in tasks of their own
         if len(payi_calls) == len(clients):
             break

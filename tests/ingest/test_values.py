@@ -14,7 +14,7 @@ from payi_web import track_context
 from payi_web.fake_provider import FakeProvider
 from payi_web.ingest import stats
 from payi_web.testing import CapturedCalls
-from tests.instrumented import CHAT, openai_client
+from tests.instrumented import CHAT, OPENAI_LIBS, openai_client
 
 from .server import IngestServer, Received
 
@@ -24,7 +24,7 @@ MAX_VALUE, MAX_TOTAL = 4096, 6144  # as documented in the README
 GATEWAY_LIMIT = 8192
 
 
-@pytest.fixture(params=["httpx", "httpx2"])
+@pytest.fixture(params=[lib.__name__ for lib in OPENAI_LIBS])  # those the installed openai takes
 def http_library(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The library both the app's client and the ingest sender use: as in an app that loaded only it."""
     monkeypatch.setattr("payi_web.ingest.http._LIBRARIES", (request.param,))

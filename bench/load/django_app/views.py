@@ -19,6 +19,8 @@ from django.views.decorators.csrf import csrf_exempt
 from bench.load import genai
 from bench.load.plans import ASYNC_PLANS, SYNC_PLANS, use_case
 
+from .resolvers import aload_user
+
 # The view's own thread pool, for work it fans out (here: one GenAI call per request at most).
 pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="load-view-pool")
 
@@ -39,7 +41,7 @@ def health(request: HttpRequest) -> HttpResponse:
 def _async_view(plan: str) -> Any:
     @genai.track(use_case_name=use_case(plan))
     async def chat(request: HttpRequest) -> HttpResponse:
-        user = await request.auser()
+        user = await aload_user(request)
         if not user.is_authenticated:
             return HttpResponse("log in first", status=401)
         request_id = request.headers["X-Request-Id"]

@@ -28,11 +28,17 @@ def account_name(request: HttpRequest) -> str | None:
 async def aaccount_name(request: HttpRequest) -> str | None:
     calls["aaccount_name"] += 1
     async_threads.append(threading.current_thread().name)
-    auser = getattr(request, "auser", None)  # Django >= 5.0
-    user = await auser() if auser else await sync_to_async(_loaded_user)(request)
+    user = await aload_user(request)
     if not user.is_authenticated:
         return None
     return await Membership.objects.filter(user_id=user.pk).values_list("account_name", flat=True).afirst()
+
+
+async def aload_user(request: HttpRequest) -> Any:
+    """`await request.auser()` where Django has it (>= 5.0), else the lazy user loaded in Django's
+    thread for sync code."""
+    auser = getattr(request, "auser", None)
+    return await auser() if auser else await sync_to_async(_loaded_user)(request)
 
 
 def _loaded_user(request: HttpRequest) -> Any:

@@ -117,7 +117,7 @@ async def sync_call_in_async(request: HttpRequest) -> JsonResponse:
 @track(use_case_name="loaded-then-thread")
 async def loaded_then_thread(request: HttpRequest) -> JsonResponse:
     # The view loads the user the async way, then calls a sync client in a worker thread.
-    user = await request.auser()
+    user = await accounts.aload_user(request)
     text = await sync_to_async(genai.ask, thread_sensitive=False)()
     return JsonResponse({"text": text, "user_id": str(user.pk)})
 
