@@ -1,193 +1,26 @@
-"""The tracking-context fields and the validation of scope arguments.
+"""The validation of scope arguments, and `TrackFields`, the static type of `track(**fields)`.
 
 Validation runs once per `@track` decoration and once per `track_context()` entry, so it is
-hand-written (a dict lookup and an isinstance per argument) rather than a pydantic model:
-it sits on the hot path and must cost well under a microsecond.
+hand-written (a dict lookup and an isinstance per argument, each field's kind from the field
+table) rather than a pydantic model: it sits on the hot path and must cost well under a
+microsecond.
 """
 
 from __future__ import annotations
 
-import _thread
-import asyncio
 import reprlib
-import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final, TypedDict
 
-from ._log import warn_once
+from ._deferred import Deferred
+from ._field_table import BOOL, FIELD_NAMES, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
 
 __all__ = ["FIELD_NAMES", "Deferred", "TrackFields", "validate_fields"]
 
-# threading.RLock() is a Python function around this C type: one frame less per request.
-_new_rlock: Final = getattr(_thread, "RLock", threading.RLock)
-
-_STR: Final = "str"
-_LAZY_STR: Final = "lazy-str"
-_INT: Final = "int"
-_BOOL: Final = "bool"
-_IDS: Final = "ids"
-_PROPS: Final = "props"
 _MAX_INT: Final = 2**63 - 1
-
-# Field name -> kind, in the order of the public `TrackingContext` model.
-_FIELD_KINDS: Final[dict[str, str]] = {
-    "use_case_name": _STR,
-    "use_case_id": _STR,
-    "use_case_version": _INT,
-    "use_case_step": _STR,
-    "use_case_properties": _PROPS,
-    "limit_ids": _IDS,
-    "user_id": _LAZY_STR,
-    "account_name": _LAZY_STR,
-    "request_properties": _PROPS,
-    "price_as_category": _STR,
-    "price_as_resource": _STR,
-    "resource_scope": _STR,
-    "proxy": _BOOL,
-    "log_prompt_and_response": _BOOL,
-}
-
-FIELD_NAMES: Final[tuple[str, ...]] = tuple(_FIELD_KINDS)
-_STR_FIELDS: Final = frozenset(name for name, kind in _FIELD_KINDS.items() if kind in (_STR, _LAZY_STR))
-_PROPS_FIELDS: Final = frozenset(name for name, kind in _FIELD_KINDS.items() if kind is _PROPS)
-
-
-class Deferred:
-    """A `user_id` or `account_name` computed on first use, at most once, e.g. from the request's user.
-
-    Framework layers seed a request's scope with these so that a request making no GenAI call
-    costs no session or database query. A resolver that raises, or returns something other
-    than a str or None, is logged once (with the traceback) and the field is left unset: the
-    request and its GenAI calls go on. `aresolve`, when given, is used where the call runs on
-    an event loop (e.g. Django's `request.auser()`).
-    """
-
-    __slots__ = (
-        "_aresolve",
-        "_done",
-        "_lock",
-        "_name",
-        "_pending",
-        "_pending_task",
-        "_resolve",
-        "_resolving",
-        "_value",
-    )
-
-    def __init__(
-        self,
-        resolve: Callable[[], object],
-        *,
-        aresolve: Callable[[], Awaitable[object]] | None = None,
-        name: str = "resolver",
-    ) -> None:
-        # Dropped once settled: they hold the request (its user, session, app context), which must
-        # not outlive it in a frame that a streamed body, a record or a worker thread keeps.
-        self._resolve: Callable[[], object] | None = resolve
-        self._aresolve: Callable[[], Awaitable[object]] | None = aresolve
-        self._name = name
-        self._value: str | None = None
-        self._done = False
-        # Re-entrant: a resolver that reads the context in its own thread sees the field unset.
-        self._lock = _new_rlock()
-        self._resolving = False
-        # The async resolution under way (awaited in `_pending_task`), which concurrent calls wait for.
-        self._pending: asyncio.Future[None] | None = None
-        self._pending_task: asyncio.Task[Any] | None = None
-
-    @property
-    def settled(self) -> bool:
-        """Resolved (or failed): `get()` returns at once."""
-        return self._done
-
-    def __repr__(self) -> str:
-        state = repr(self._value) if self._done else "unresolved"
-        return f"Deferred({self._name}: {state})"
-
-    def _settle(self, value: object) -> None:
-        if value is not None and not isinstance(value, str):
-            warn_once(
-                f"resolver-type:{self._name}",
-                "payi_web: %s returned %s, not str or None; the field is left unset",
-                self._name,
-                type(value).__name__,
-            )
-            value = None
-        self._value = value or None
-        self._done = True
-        self._resolve = self._aresolve = None
-        self._pending_task = None
-
-    def _failed(self) -> None:
-        warn_once(
-            f"resolver:{self._name}",
-            "payi_web: %s raised; the field is left unset",
-            self._name,
-            exc_info=True,
-        )
-        self._value = None
-        self._done = True
-        self._resolve = self._aresolve = None
-        self._pending_task = None
-
-    def get(self) -> str | None:
-        if not self._done:
-            with self._lock:
-                if not self._done:
-                    if self._resolving:
-                        return None  # the resolver itself asked (e.g. via get_context()): not known yet
-                    resolve = self._resolve
-                    if resolve is None:  # settled meanwhile, by an async resolution
-                        return self._value
-                    self._resolving = True
-                    try:
-                        value = resolve()
-                    except Exception:
-                        if not self._done:
-                            self._failed()
-                    else:
-                        if not self._done:
-                            self._settle(value)
-                    finally:
-                        self._resolving = False
-        return self._value
-
-    async def aget(self) -> str | None:
-        while not self._done:
-            aresolve = self._aresolve
-            if aresolve is None:
-                return self.get()
-            pending = self._pending
-            if pending is None or pending.get_loop() is not asyncio.get_running_loop():
-                return await self._aresolve_here(aresolve)
-            resolver = self._pending_task
-            if resolver is not None and resolver is asyncio.current_task():
-                return None  # the resolver itself asked (e.g. via get_context()): not known yet
-            # Another call of the request is resolving it: wait for that one, whatever its end
-            # (if it was cancelled, the loop above resolves it here).
-            await asyncio.wait((pending,))
-        return self._value
-
-    async def _aresolve_here(self, aresolve: Callable[[], Awaitable[object]]) -> str | None:
-        # Awaited in place, not in a task of its own: a task and a shield cost two more turns of
-        # the event loop on every request's first call. Concurrent calls wait on `_pending`.
-        pending = self._pending = asyncio.get_running_loop().create_future()
-        self._pending_task = asyncio.current_task()
-        try:
-            value = await aresolve()
-        except Exception:
-            if not self._done:
-                self._failed()
-        except BaseException:  # cancelled: a waiting call resolves it instead
-            if self._pending is pending:
-                self._pending = self._pending_task = None
-            raise
-        else:
-            if not self._done:
-                self._settle(value)
-        finally:
-            pending.set_result(None)
-        return self._value
+_FIELD_KINDS: Final[dict[str, Kind]] = {spec.name: spec.kind for spec in FIELDS}
+_STR_FIELDS: Final = frozenset(spec.name for spec in FIELDS if spec.kind in (STR, LAZY_STR))
+_PROPS_FIELDS: Final = frozenset(spec.name for spec in FIELDS if spec.kind is PROPS)
 
 
 def _closest(name: str) -> str | None:
@@ -284,18 +117,18 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
             raise _unknown_field(where, name)
         if value is None:
             continue
-        if kind is _STR or kind is _LAZY_STR:
-            if not isinstance(value, str) and not (kind is _LAZY_STR and isinstance(value, Deferred)):
+        if kind is STR or kind is LAZY_STR:
+            if not isinstance(value, str) and not (kind is LAZY_STR and isinstance(value, Deferred)):
                 raise TypeError(f"{where}: {name} must be str, got {_type_name(value)} {_shown(value)}")
-        elif kind is _INT:
+        elif kind is INT:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{where}: {name} must be int, got {_type_name(value)} {_shown(value)}")
             if not 0 <= value <= _MAX_INT:  # Pay-i stores a 64-bit signed integer
                 raise ValueError(f"{where}: {name} must be from 0 to 2**63 - 1, got {_shown(value)}")
-        elif kind is _BOOL:
+        elif kind is BOOL:
             if not isinstance(value, bool):
                 raise TypeError(f"{where}: {name} must be bool, got {_type_name(value)} {_shown(value)}")
-        elif kind is _IDS:
+        elif kind is IDS:
             value = _check_ids(where, name, value)
         else:
             value = _check_props(where, name, value)
@@ -304,7 +137,10 @@ def validate_fields(where: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class TrackFields(TypedDict, total=False):
-    """The arguments of `track()` and `track_context()`; all optional."""
+    """The arguments of `track()` and `track_context()`; all optional.
+
+    Static, for type checkers; tests/test_field_table.py keeps it in step with the field table.
+    """
 
     use_case_name: str | None
     use_case_id: str | None

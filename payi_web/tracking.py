@@ -20,7 +20,6 @@ from .context import Frame, current_scope, current_var
 __all__ = ["track", "track_context"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_new_frame = Frame.__new__
 _Y = TypeVar("_Y")
 
 
@@ -282,12 +281,9 @@ class track_context:
         self._args = validate_fields("track_context()", fields)
 
     def __enter__(self) -> None:
-        # Frame.child() and current_scope(), inlined: this runs on every request's path.
-        frame = _new_frame(Frame)
+        # current_scope(), inlined: this runs on every request's path.
         parent = current_var.get()
-        frame.parent = parent if parent is not None else _context._root
-        frame._args = self._args
-        frame.owner = self
+        frame = Frame(parent if parent is not None else _context._root, self._args, self)
         frame.token = current_var.set(frame)
 
     def __exit__(
