@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._configure import configure
 from ._fields import validate_fields
-from .config import configure
 
 __all__ = ["PayiSettings", "SettingsError", "apply_settings", "import_callable", "load_settings"]
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
 
-from .. import __version__
 from .._log import warn_once
+from .._version import __version__
 from .._writer import BackgroundWriter, Queued
 from ..records import CallRecord
 from .event import IngestEvent, build_event, wanted
