@@ -1,52 +1,45 @@
 """`BackgroundWriter`: the machinery a sink uses to do its work off the request path.
 
-The sink's `record()` (on the calling thread) only puts an item in a bounded in-memory queue.
-Worker threads, started lazily in each process (the first on the first item, more while a
-backlog lasts, up to `max_workers`, if the sink allows it), take items in batches and hand
-them to the sink's `_handle()` (its own job: write them to SQLite, deliver them to Pay-i),
-which settles each one: done, lost, or put back for another attempt. Extra workers leave after
-`idle_timeout` idle.
-
-Everything that belongs to one process is in one `ProcessState`: after `fork()` the child
-starts afresh (an empty queue, no workers; what the parent's workers used is kept alive and
-never touched), and its first item starts its own workers. `flush()` waits for every item
-queued before it to be settled; `close()` stops taking items and lets the workers finish what
-is held; at interpreter exit (a `multiprocessing` child's too) every writer flushes.
-
-Nothing here raises into the caller: an item refused (a full queue, a closed writer) is counted.
+`record()` (on the calling thread) only puts an item in a bounded in-memory queue. Worker
+threads, started lazily in each process (more while a backlog lasts, up to `max_workers`;
+extra ones leave after `idle_timeout` idle), hand batches to the sink's `_handle()`, its own
+job, which settles each item: done, lost, or put back to be tried again. One `ProcessState`
+holds what belongs to a process: after `fork()` the child starts afresh, and what the parent's
+workers used is kept alive, never touched. `flush()` waits for what was queued before it;
+`close()` lets the workers finish what is held; at exit (a `multiprocessing` child's too)
+every writer flushes. Nothing raises into the caller: a refused item is counted.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
-import weakref
 from collections import deque
-from typing import Any, ClassVar, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
 
-from ._exit import ExitHooks
+from . import _lifecycle
 from ._log import warn_once
 
-__all__ = ["BackgroundWriter", "ProcessState"]
-
-logger = logging.getLogger("payi_web")
+__all__ = ["BackgroundWriter", "ProcessState", "Queued"]
 
 T = TypeVar("T")
 Queued = tuple[int, T]  # (sequence number, item): flush() waits for the numbers queued before it
 
 
+# What workers used before a fork (connections, clients), in the child: never touched again.
+_abandoned: list[object] = []
+
+
+@dataclass(eq=False)
 class _Waiter:
     """A `flush()` waiting for every item queued before it (`seq <= target`) to be settled."""
 
-    __slots__ = ("done", "lost", "remaining", "target")
-
-    def __init__(self, target: int, remaining: int) -> None:
-        self.target = target
-        self.remaining = remaining
-        self.lost = False
-        self.done = threading.Event()
+    target: int
+    remaining: int
+    lost: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class ProcessState(Generic[T]):
@@ -99,7 +92,7 @@ class BackgroundWriter(Generic[T]):
         self._closing = False
         self._state: ProcessState[T] = ProcessState()
         self._reset()
-        _live.add(self)
+        _lifecycle.register(self)
 
     # -- what subclasses do --------------------------------------------------------------------
 
@@ -119,7 +112,7 @@ class BackgroundWriter(Generic[T]):
         return 0.0
 
     def _may_grow(self) -> bool:
-        """Under the lock: whether a backlog may start one more worker."""
+        """Under the lock: whether more workers may start now (below `max_workers`)."""
         return True
 
     def _on_take(self, batch: list[Queued[T]]) -> None:
@@ -138,6 +131,10 @@ class BackgroundWriter(Generic[T]):
     def _finished(self) -> None:
         """Once the workers of a closed writer have stopped (on the last one, or in `close()`)."""
 
+    def _busy(self) -> bool:
+        state = self._state
+        return state.pid == os.getpid() and bool(state.workers or state.queue)
+
     def _at_exit(self, deadline: float) -> None:
         """At interpreter exit: finish what is held by `deadline` (time.monotonic())."""
         self.flush(max(0.0, deadline - time.monotonic()))
@@ -154,7 +151,7 @@ class BackgroundWriter(Generic[T]):
     def _after_fork(self) -> None:
         inherited = self._inherited()
         if inherited is not None:
-            _abandoned.append(inherited)
+            _abandoned.append(inherited)  # kept alive: never used, nor closed, in this process
         self._state = ProcessState()
         if self._closing:  # closed before the fork: nothing to stop in this process
             self._state.stopped.set()
@@ -178,13 +175,17 @@ class BackgroundWriter(Generic[T]):
                 if state.idle:
                     if queued == 1 or queued >= self.batch_size:  # else it is gathering a batch
                         state.cond.notify()
-                elif state.workers == 0 or (state.workers < self.max_workers and self._may_grow()):
+                elif state.workers == 0 or self._may_start(state):
                     state.workers += 1
                     start = True
         if dropped:
             self._on_drop(dropped)
         elif start:
             self._start_worker(state)
+
+    def _may_start(self, state: ProcessState[T]) -> bool:
+        """Under the lock: whether a backlog starts one more worker."""
+        return state.workers < self.max_workers and self._may_grow()
 
     def _waiting(self, state: ProcessState[T]) -> int:
         """Items waiting for a worker (with `requeues`, those in flight too)."""
@@ -246,10 +247,10 @@ class BackgroundWriter(Generic[T]):
     def _stop(self, state: ProcessState[T]) -> None:
         self._drop_queued()  # queued by no worker: none could start
         self._finished()
-        _live.discard(self)
+        _lifecycle.unregister(self)
         state.stopped.set()
 
-    # -- the workers (the lock held where said) ------------------------------------------------
+    # -- the workers ---------------------------------------------------------------------------
 
     def _start_worker(self, state: ProcessState[T]) -> None:
         """Start a worker thread; `state.workers` was counted up for it already."""
@@ -263,7 +264,7 @@ class BackgroundWriter(Generic[T]):
             if alone:
                 self._cannot_start()
             return
-        _exit_hooks.ensure()
+        _lifecycle.ensure_exit_flush()
 
     def _run(self, state: ProcessState[T]) -> None:
         with state.cond:
@@ -275,12 +276,7 @@ class BackgroundWriter(Generic[T]):
                     batch = self._next_batch(state)
                     if batch is None:
                         return
-                    grow = (
-                        bool(state.queue)
-                        and state.idle == 0
-                        and state.workers < self.max_workers
-                        and self._may_grow()
-                    )
+                    grow = bool(state.queue) and state.idle == 0 and self._may_start(state)
                     if grow:
                         state.workers += 1
                 if grow:
@@ -384,31 +380,3 @@ class BackgroundWriter(Generic[T]):
             total = state.dropped
         if dropped:
             self._on_drop(total)
-
-
-# Every writer alive in this process, for the fork and exit hooks.
-_live: weakref.WeakSet[BackgroundWriter[Any]] = weakref.WeakSet()
-# What workers used before a fork (connections, clients), in the child: never touched again.
-_abandoned: list[object] = []
-
-
-def _after_fork_in_child() -> None:
-    for writer in list(_live):
-        writer._after_fork()
-
-
-def _flush_all_at_exit() -> None:
-    pid = os.getpid()
-    writers = [w for w in list(_live) if w._state.pid == pid and (w._state.workers or w._state.queue)]
-    if not writers:
-        return
-    deadline = time.monotonic() + max(writer.exit_timeout for writer in writers)
-    for writer in writers:
-        try:
-            writer._at_exit(deadline)
-        except Exception:  # exit goes on
-            logger.debug("payi_web: flush at exit failed", exc_info=True)
-
-
-_exit_hooks = ExitHooks(_flush_all_at_exit)
-os.register_at_fork(after_in_child=_after_fork_in_child)

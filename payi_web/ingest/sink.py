@@ -29,7 +29,6 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
 
@@ -39,6 +38,7 @@ from .._writer import BackgroundWriter, Queued
 from ..records import CallRecord
 from .event import IngestEvent, build_event, wanted
 from .http import BYPASS, Outcome, load_http, outcome_of_error, outcome_of_response
+from .options import DeliveryOptions, IngestStats
 
 __all__ = ["DeliveryOptions", "IngestSink", "IngestStats"]
 
@@ -46,45 +46,6 @@ logger = logging.getLogger("payi_web.ingest")
 
 INGEST_PATH: Final = "/api/v1/ingest"
 _LOG_INTERVAL: Final = 60.0  # seconds between two logs of the same kind of failure
-
-
-@dataclass(frozen=True)
-class DeliveryOptions:
-    """How an `IngestSink` delivers. Seconds for every duration."""
-
-    max_queue: int = 10_000  # records held per process; beyond it new records are dropped
-    concurrency: int = 16  # sender threads (so POSTs in flight) per process, at most
-    timeout: float = 10.0  # one POST, connection included
-    initial_backoff: float = 0.5  # the first pause after a failure; doubles with each further one
-    max_backoff: float = 10.0  # the longest pause (Retry-After included)
-    max_attempts: int = 8  # failed attempts (while Pay-i answers others) before a record is given up
-    exit_timeout: float = 5.0  # how long interpreter exit waits for the queue to be delivered
-    idle_timeout: float = 30.0  # an extra sender idle this long leaves
-
-    def __post_init__(self) -> None:
-        for name in ("max_queue", "concurrency", "max_attempts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DeliveryOptions: {name} must be an int >= 1, got {value!r}")
-        for name in ("timeout", "initial_backoff", "max_backoff", "exit_timeout", "idle_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"DeliveryOptions: {name} must be a number >= 0, got {value!r}")
-        if self.timeout <= 0:
-            raise ValueError("DeliveryOptions: timeout must be > 0")
-
-
-@dataclass(frozen=True)
-class IngestStats:
-    """This process's counts since the sink was created (or since this process was forked)."""
-
-    enabled: bool  # ingest mode is on (an API key is configured and proxy is not True)
-    sent: int = 0  # events Pay-i accepted
-    retried: int = 0  # attempts that failed and were scheduled again
-    failed: int = 0  # records given up: rejected (4xx), or retries exhausted
-    dropped: int = 0  # records never delivered: the queue was full, the sink closed, or exit came first
-    queued: int = 0  # records waiting or in flight now
-    last_error: str | None = None  # the latest failure, e.g. "HTTP 401: invalid_api_key: ..."
 
 
 class _Delivery:
@@ -100,7 +61,11 @@ class _Delivery:
 
 
 class IngestSink(BackgroundWriter[_Delivery]):
-    """A `payi_web` sink that reports every call record (made without the proxy) to Pay-i."""
+    """A `payi_web` sink that reports every call record (made without the proxy) to Pay-i.
+
+    `flush()` is True when what was queued before it was delivered in time, and no record queued
+    since the previous flush was given up (refused, attempts exhausted) before it.
+    """
 
     thread_name = "payi-ingest-sender"
     requeues = True  # a failed attempt puts the record back
@@ -175,12 +140,6 @@ class IngestSink(BackgroundWriter[_Delivery]):
             queued=self._waiting(state),
             last_error=self._last_error,
         )
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Deliver what is queued now, trying at once; True when all of it was delivered within
-        `timeout`, and no record queued since the previous flush was given up (refused by Pay-i,
-        attempts exhausted) before it. Records dropped for a full queue were never queued."""
-        return super().flush(timeout)
 
     def _on_flush(self) -> None:
         self._backoff_until = 0.0  # an explicit flush tries now (one probe if Pay-i was failing)
