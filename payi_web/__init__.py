@@ -4,7 +4,9 @@ The core knows nothing of either framework: a tracking context in contextvars, t
 that derive it (`track`, `track_context`), and the `xProxy-*` headers that carry it.
 """
 
-from .config import Config, configure, current_config, proxy_url
+from ._configure import configure
+from ._version import __version__ as __version__
+from .config import Config, current_config, proxy_url
 from .context import TrackingContext, get_context
 from .headers import PayiHeaders, payi_headers
 from .instrument import instrument, uninstrument
@@ -35,5 +37,3 @@ __all__ = [
     "uninstrument",
     "unpatch_thread_pool",
 ]
-
-__version__ = "0.1.0"

@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._configure import configure
 from ._field_table import FIELDS
 from ._fields import validate_fields
-from .config import configure
 
 __all__ = ["PayiSettings", "SettingsError", "apply_settings", "import_callable", "load_settings"]
 
