@@ -103,9 +103,10 @@ def _advance(iterator: Iterator[Y], sent: Any, error: BaseException | None) -> Y
     return iterator.send(sent)  # type: ignore[attr-defined,no-any-return]
 
 
-def _close_of(*targets: object) -> Callable[[], object] | None:
-    for target in targets:
-        close = getattr(target, "close", None)
+def _closer(name: str, closing: object, iterable: object, iterator: object) -> Callable[[], Any] | None:
+    """`closing`'s `close` (or `aclose`: `name`), else the iterable's, else its iterator's."""
+    for target in (closing,) if closing is not None else (iterable, iterator):
+        close = getattr(target, name, None)
         if close is not None:
             return close  # type: ignore[no-any-return]
     return None
@@ -120,14 +121,12 @@ def bind_iterator(iterable: Iterable[Y], frame: Frame, closing: object = None) -
     Closed early, it closes `closing` (default: `iterable`, else its iterator) in the frame, so
     the body's `finally` blocks and scopes end where they began.
     """
-    iterator: Iterator[Y] | None = None
+    iterator = run_in_frame(frame, iter, iterable)  # a generator's body runs from its first step
     sent: Any = None
     error: BaseException | None = None
     while True:
         token = current_var.set(frame)
         try:
-            if iterator is None:
-                iterator = iter(iterable)
             item = _advance(iterator, sent, error)
         except StopIteration as stop:
             return stop.value
@@ -138,13 +137,9 @@ def bind_iterator(iterable: Iterable[Y], frame: Frame, closing: object = None) -
         try:
             sent = yield item
         except GeneratorExit:
-            close = _close_of(closing) if closing is not None else _close_of(iterable, iterator)
+            close = _closer("close", closing, iterable, iterator)
             if close is not None:
-                token = current_var.set(frame)
-                try:
-                    close()
-                finally:
-                    current_var.reset(token)
+                run_in_frame(frame, close)
             raise
         except BaseException as exc:
             error = exc
@@ -165,14 +160,12 @@ async def abind_iterator(
     iterable: AsyncIterable[Y], frame: Frame, closing: object = None
 ) -> AsyncGenerator[Y, Any]:
     """`bind_iterator()` for an async iterable (closed early: `closing`'s, or its own, `aclose()`)."""
-    iterator: Any = None
+    iterator = run_in_frame(frame, aiter, iterable)
     sent: Any = None
     error: BaseException | None = None
     while True:
         token = current_var.set(frame)
         try:
-            if iterator is None:
-                iterator = aiter(iterable)
             item = await _aadvance(iterator, sent, error)
         except StopAsyncIteration:
             return
@@ -183,14 +176,10 @@ async def abind_iterator(
         try:
             sent = yield item
         except GeneratorExit:
-            targets = (closing,) if closing is not None else (iterable, iterator)
-            aclose = next((c for t in targets if (c := getattr(t, "aclose", None)) is not None), None)
+            aclose = _closer("aclose", closing, iterable, iterator)
             if aclose is not None:
-                token = current_var.set(frame)
-                try:
+                async with use_frame(frame):
                     await aclose()
-                finally:
-                    exit_frame(token)
             raise
         except BaseException as exc:
             error = exc
