@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import threading
 from typing import Any
 
 import django
@@ -35,7 +36,9 @@ from payi_web._compat.stdlib import running_loop
 # --- Django -----------------------------------------------------------------------------------
 
 
-def test_a_streaming_response_keeps_its_body_and_closes_what_it_is_given_in_order() -> None:
+def test_a_streaming_response_keeps_its_body_and_closes_what_it_is_given_in_order(
+    django_db_blocker: Any,
+) -> None:
     body = iter([b"a", b"b"])
     response = StreamingHttpResponse(body)
     assert django_compat.streaming_body(response) is body
@@ -43,7 +46,8 @@ def test_a_streaming_response_keeps_its_body_and_closes_what_it_is_given_in_orde
     django_compat.add_closer(response, lambda: closed.append("first"))
     django_compat.add_closer(response, lambda: closed.append("last"))
     django_compat.move_last_closer_first(response)
-    response.close()  # Django runs its _resource_closers
+    with django_db_blocker.unblock():  # close() sends request_finished, which closes connections
+        response.close()  # Django runs its _resource_closers
     assert closed == ["last", "first"]
 
 
@@ -75,10 +79,14 @@ def test_an_async_views_user_is_cached_where_payi_web_reads_it() -> None:
 
 
 def test_asgiref_threads_are_told_from_others() -> None:
-    assert asgiref_compat.in_asgiref_thread() is False
+    outside: list[bool] = []
+    thread = threading.Thread(target=lambda: outside.append(asgiref_compat.in_asgiref_thread()))
+    thread.start()
+    thread.join()
+    assert outside == [False]
 
     async def from_a_sync_to_async_thread() -> bool:
-        return await sync_to_async(asgiref_compat.in_asgiref_thread)()
+        return await sync_to_async(asgiref_compat.in_asgiref_thread, thread_sensitive=False)()
 
     assert async_to_sync(from_a_sync_to_async_thread)() is True
 

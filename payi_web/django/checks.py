@@ -75,12 +75,15 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
     return errors
 
 
+def _sentence(text: str) -> str:
+    # The shared findings are phrased for a CLI line; Django's messages and hints are sentences.
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def _settings_warnings(settings: PayiSettings) -> list[checks.CheckMessage]:
     return [
         checks.Warning(
-            f"{finding.message}.",
-            hint=f"{finding.hint[0].upper()}{finding.hint[1:]}.",
-            id=f"payi_web.{finding.code}",
+            _sentence(finding.message), hint=_sentence(finding.hint), id=f"payi_web.{finding.code}"
         )
         for finding in security_findings(settings, debug=django_settings.DEBUG, where=conf.where)
     ]
