@@ -62,7 +62,7 @@ def forget_warnings() -> Iterator[None]:
         "resolver:PAYI['USER_ID']",
         "resolver:PAYI['ACCOUNT_NAME']",
         "resolver:PAYI['CONTEXT']",
-        "context-field:limit_ids",
+        "context-field:PAYI['CONTEXT']:limit_ids",
         "resolver-type:PAYI['ACCOUNT_NAME']",
     ]
     for kind in kinds:

@@ -192,7 +192,7 @@ def test_failing_context_callable_is_logged_once(
     def context() -> Any:
         return {"usre_id": "typo"}
 
-    forget(f"flask-context:PAYI_CONTEXT {__name__}:{context.__qualname__}")
+    forget(f"context-field:PAYI_CONTEXT {__name__}:{context.__qualname__}:usre_id")
     app = make_app({"PAYI_CONTEXT": context})
     payi.init_app(app)
     app.get("/ctx")(context_json)
