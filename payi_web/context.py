@@ -110,12 +110,8 @@ class Frame:
 
         A frame without `args` is resolved already: its fields are the caller's to set.
         """
-        self.parent = parent
-        self._args = args
-        self.owner = owner
-        self.token = None
-        self.headers = None
-        self.shared_snapshot = None
+        self.parent, self._args, self.owner = parent, args, owner
+        self.token = self.headers = self.shared_snapshot = None
 
     @classmethod
     def child(cls, parent: Frame, args: Mapping[str, Any], owner: object = None) -> Frame:

@@ -51,7 +51,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     except Exception:  # a streaming request body: the model stays unknown
         body = b""
     facts, new_body = prepare_body(where.endpoint, body)
-    call = Call(where.endpoint, frame, where.url, request.method, where.payi_bound, facts, kept)
+    call = Call(where, where.endpoint, request.method, frame, facts, kept)
     if new_body is not None:
         request = _with_body(request, new_body)
     if streaming_send:
