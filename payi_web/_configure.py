@@ -12,9 +12,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._fields import validate_fields
-from .config import DEFAULT_BASE_URL, Config, clean_api_key, configure_on_first_use, set_config, url_prefix
-from .context import EMPTY_FRAME, derive, set_root
+from .core.config import (
+    DEFAULT_BASE_URL,
+    Config,
+    clean_api_key,
+    configure_on_first_use,
+    set_config,
+    url_prefix,
+)
+from .core.context import EMPTY_FRAME, derive, set_root
+from .core.fields import validate_fields
 from .ingest import setup as ingest_setup
 from .ledger import setup as ledger_setup
 

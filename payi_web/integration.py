@@ -26,7 +26,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ._current import (
+from .core.context import EMPTY_FRAME, Frame, current_scope, derive
+from .core.current import (
     FrameToken,
     abind_iterator,
     bind_iterator,
@@ -36,11 +37,10 @@ from ._current import (
     run_in_frame,
     use_frame,
 )
-from ._fields import Deferred, validate_fields
-from ._log import warn_once
-from .context import EMPTY_FRAME, Frame, current_scope, derive
-from .threads import binding_loop
-from .tracking import bind_result_type, unbind_result_type
+from .core.fields import Deferred, validate_fields
+from .core.log import warn_once
+from .core.threads import binding_loop
+from .core.tracking import bind_result_type, unbind_result_type
 
 __all__ = [
     "Deferred",

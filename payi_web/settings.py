@@ -15,8 +15,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._configure import configure
-from ._field_table import FIELDS
-from ._fields import validate_fields
+from .core.field_table import FIELDS
+from .core.fields import validate_fields
 
 __all__ = ["PayiSettings", "SettingsError", "apply_settings", "import_callable", "load_settings"]
 

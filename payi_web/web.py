@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._fields import Deferred, validate_fields
-from ._log import warn_once
+from .core.fields import Deferred, validate_fields
+from .core.log import warn_once
 from .settings import PayiSettings, SettingsError
 
 __all__ = [

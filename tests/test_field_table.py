@@ -15,10 +15,21 @@ from typing import Any
 import pytest
 
 from payi_web import TrackingContext
-from payi_web._deferred import Deferred
-from payi_web._field_table import BOOL, FIELD_NAMES, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, FieldSpec, Kind
-from payi_web._fields import TrackFields
-from payi_web.context import Frame, LazyId, Props
+from payi_web.core.context import Frame, LazyId, Props
+from payi_web.core.deferred import Deferred
+from payi_web.core.field_table import (
+    BOOL,
+    FIELD_NAMES,
+    FIELDS,
+    IDS,
+    INT,
+    LAZY_STR,
+    PROPS,
+    STR,
+    FieldSpec,
+    Kind,
+)
+from payi_web.core.fields import TrackFields
 from payi_web.ledger import schema
 from payi_web.settings import CONTEXT_DEFAULT_KEYS, PayiSettings, SettingsError, load_settings
 

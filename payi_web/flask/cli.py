@@ -16,8 +16,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from .. import current_config
 from .._compat.flask import proxied_object
-from ..config import current_config
 from ..instrument import is_instrumented
 from ..web import security_findings
 from ._settings import spell

@@ -23,8 +23,8 @@ from typing import Any, Final, NamedTuple, TypeVar
 from flask import Flask, Response, current_app
 from flask.sansio.blueprints import Blueprint
 
+from .. import Config, current_config
 from .._compat.flask import app_context, request_context
-from ..config import Config, current_config
 from ..integration import Frame, check_fields, defaults_frame, enter_frame, is_bound, scope_frame
 from ..settings import PayiSettings, SettingsError, apply_settings
 from ._resolvers import Resolver, deferred, flask_login, flask_login_user_id, request_context_fields

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from .._field_table import FIELDS, Ingest
-from .._log import warn_once
-from ..records import CallRecord, Units
+from ..core.field_table import FIELDS, Ingest
+from ..core.log import warn_once
+from ..core.records import CallRecord, Units
 
 __all__ = ["INGEST_HEADERS", "IngestEvent", "build_event", "wanted"]
 

@@ -7,7 +7,7 @@ library fails there, with a clear message) and `install()` after.
 
 from __future__ import annotations
 
-from ..records import InstalledSink
+from ..core.records import InstalledSink
 from .http import load_http
 from .sink import DeliveryOptions, IngestSink, IngestStats
 

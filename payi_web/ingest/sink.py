@@ -32,10 +32,10 @@ from collections import deque
 from types import ModuleType
 from typing import Any, Final
 
-from .._log import warn_once
 from .._version import __version__
-from .._writer import BackgroundWriter, Queued
-from ..records import CallRecord
+from ..core.log import warn_once
+from ..core.records import CallRecord
+from ..core.writer import BackgroundWriter, Queued
 from .event import IngestEvent, build_event, wanted
 from .http import BYPASS, Outcome, load_http, outcome_of_error, outcome_of_response
 from .options import DeliveryOptions, IngestStats

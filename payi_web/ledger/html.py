@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Final
 
-from ..config import current_config
+from ..core.config import current_config
 from .query import Bucket, ReportError, Usage, parse_since, read_usage
 from .report import ESTIMATE_NOTE, report_db, table_rows
 from .schema import Price

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TextIO
 
-from ..config import current_config
+from ..core.config import current_config
 from .query import DEFAULT_BY, GROUP_KEYS, GroupUsage, ReportError, Usage, parse_by, parse_since, read_usage
 from .schema import Price
 from .setup import ledger_path, validate_prices

@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
-from .._field_table import BOOL, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
-from ..records import CallRecord, Units
+from ..core.field_table import BOOL, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
+from ..core.records import CallRecord, Units
 
 __all__ = [
     "COLUMNS",

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-from ..records import InstalledSink
+from ..core.records import InstalledSink
 from .schema import Price
 from .sink import LedgerSink
 

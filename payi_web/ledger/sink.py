@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .._log import warn_once
-from .._writer import BackgroundWriter, Queued
-from ..records import CallRecord
+from ..core.log import warn_once
+from ..core.records import CallRecord
+from ..core.writer import BackgroundWriter, Queued
 from .file import LedgerFile
 from .schema import Price, Row, row_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..records import Units
+from ..core.records import Units
 from .base import Endpoint, Provider, RequestFacts, StreamState, minus, optional_count, side_count
 
 __all__ = ["AzureOpenAI", "OpenAI"]

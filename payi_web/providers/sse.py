@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..records import Units
+from ..core.records import Units
 from .base import Endpoint, StreamState, parse_json
 
 __all__ = ["StreamObserver"]

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from .. import records
-from .._log import warn_once
-from ..config import Config
-from ..context import Frame
-from ..headers import CANONICAL, PayiHeaders, context_headers, merge_headers
+from ..core import records
+from ..core.config import Config
+from ..core.context import Frame
+from ..core.headers import CANONICAL, PayiHeaders, context_headers, merge_headers
+from ..core.log import warn_once
 from ..providers import Endpoint, RequestFacts, ResponseFacts, StreamObserver, classify, parse_json
 
 __all__ = ["Call", "Route", "attribution", "bound_for_payi", "route"]

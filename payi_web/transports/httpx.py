@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .._after_import import after_import
 from .._compat import MissingPrivate
 from .._compat.httpx import SEND_SINGLE_REQUEST, send_single_request
-from .._log import warn_once
-from ..context import Frame, current_frame
+from ..core.after_import import after_import
+from ..core.context import Frame, current_frame
+from ..core.log import warn_once
 from .call import Call
 from .httpx_call import async_stream_class, begin, guard_redirect, observe, sync_stream_class
 

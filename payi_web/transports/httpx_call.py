@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import records
 from .._compat.httpx import add_headers, has_payi_headers, replace_body, replace_content
-from .._log import warn_once
-from ..config import current_config
-from ..context import Frame, current_frame
+from ..core import records
+from ..core.config import current_config
+from ..core.context import Frame, current_frame
+from ..core.log import warn_once
 from ..providers import prepare_body
 from .call import Call, Route, attribution, route
 

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 import payi_web  # noqa: E402
-from payi_web._log import forget  # noqa: E402
+from payi_web.core.log import forget  # noqa: E402
 from payi_web.fake_provider import FakeProvider  # noqa: E402
 
 

@@ -13,8 +13,8 @@ from flask import Blueprint, Flask, g, request
 
 import payi_web
 from payi_web import get_context, track
-from payi_web._log import forget
-from payi_web.context import current_var
+from payi_web.core.context import current_var
+from payi_web.core.log import forget
 from payi_web.fake_provider import FakeProvider
 from payi_web.flask import PayiState, PayiTracking
 from payi_web.testing import CapturedCalls

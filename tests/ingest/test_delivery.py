@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 import payi_web
-from payi_web.context import TrackingContext
+from payi_web.core.context import TrackingContext
+from payi_web.core.records import CallRecord, Units, emit
 from payi_web.fake_provider import FakeProvider
 from payi_web.ingest import DeliveryOptions, installed_sink, stats
-from payi_web.records import CallRecord, Units, emit
 from tests.instrumented import CHAT, openai_client
 
 from .conftest import API_KEY, FAST
@@ -338,7 +338,7 @@ def test_when_no_thread_can_start_records_are_delivered_in_the_calling_thread(
     import threading
     import types
 
-    from payi_web import _writer as writer_module
+    from payi_web.core import writer as writer_module
 
     class NoThread(threading.Thread):
         def start(self) -> None:

@@ -11,9 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .providers import proxy_paths
-
-__all__ = ["Config", "current_config", "proxy_url"]
+__all__ = ["Config", "current_config"]
 
 DEFAULT_BASE_URL = "https://api.pay-i.com"
 
@@ -116,12 +114,3 @@ def clean_api_key(value: str | None) -> str | None:
             "(non-ASCII or control characters); check how it was pasted"
         )
     return key or None
-
-
-def proxy_url(provider: str) -> str:
-    """The Pay-i proxy's base URL for `provider`: e.g. `OpenAI(base_url=payi_web.proxy_url("openai"))`."""
-    paths = proxy_paths()
-    path = paths.get(provider)
-    if path is None:
-        raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(paths)}")
-    return current_config().base_url + path

@@ -9,9 +9,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
-from ._compat.stdlib import running_loop
-from ._current import run_in_frame
+from .._compat.stdlib import running_loop
 from .context import Frame, current_var
+from .current import run_in_frame
 
 __all__ = ["bind_context", "patch_thread_pool", "unpatch_thread_pool"]
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from ._log import warn_once
 from .context import TrackingContext
+from .log import warn_once
 
 __all__ = [
     "CallRecord",

@@ -12,8 +12,8 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, Final, TypedDict
 
-from ._deferred import Deferred
-from ._field_table import BOOL, FIELD_NAMES, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
+from .deferred import Deferred
+from .field_table import BOOL, FIELD_NAMES, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
 
 __all__ = ["FIELD_NAMES", "Deferred", "TrackFields", "validate_fields"]
 

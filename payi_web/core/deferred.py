@@ -7,7 +7,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._log import warn_once
+from .log import warn_once
 
 __all__ = ["Deferred"]
 

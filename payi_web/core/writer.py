@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
-from . import _lifecycle
-from ._log import warn_once
+from . import lifecycle
+from .log import warn_once
 
 __all__ = ["BackgroundWriter", "ProcessState", "Queued"]
 
@@ -92,7 +92,7 @@ class BackgroundWriter(Generic[T]):
         self._closing = False
         self._state: ProcessState[T] = ProcessState()
         self._reset()
-        _lifecycle.register(self)
+        lifecycle.register(self)
 
     # -- what subclasses do --------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class BackgroundWriter(Generic[T]):
     def _stop(self, state: ProcessState[T]) -> None:
         self._drop_queued()  # queued by no worker: none could start
         self._finished()
-        _lifecycle.unregister(self)
+        lifecycle.unregister(self)
         state.stopped.set()
 
     # -- the workers ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class BackgroundWriter(Generic[T]):
             if alone:
                 self._cannot_start()
             return
-        _lifecycle.ensure_exit_flush()
+        lifecycle.ensure_exit_flush()
 
     def _run(self, state: ProcessState[T]) -> None:
         with state.cond:

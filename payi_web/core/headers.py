@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._deferred import Deferred
-from ._field_table import FIELDS, Encoding, PayiHeaders
-from ._header_values import MAX_TOTAL, MAX_VALUE, Source, compact_json, header_safe, level, plain, props_value
 from .context import Frame, LazyId, Props, current_frame
+from .deferred import Deferred
+from .field_table import FIELDS, Encoding, PayiHeaders
+from .header_values import MAX_TOTAL, MAX_VALUE, Source, compact_json, header_safe, level, plain, props_value
 
 __all__ = ["PayiHeaders", "payi_headers"]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from ._deferred import Deferred
+from .deferred import Deferred
 
 __all__ = [
     "BOOL",

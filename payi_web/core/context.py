@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
-from ._context_model import TrackingContext
-from ._deferred import Deferred
-from ._field_table import BY_NAME, FIELD_NAMES, FIELDS, LAZY_STR, USE_CASE_FIELDS, Rule
+from .context_model import TrackingContext
+from .deferred import Deferred
+from .field_table import BY_NAME, FIELD_NAMES, FIELDS, LAZY_STR, USE_CASE_FIELDS, Rule
 
 __all__ = ["TrackingContext", "get_context"]
 

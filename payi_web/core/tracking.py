@@ -12,10 +12,10 @@ from typing import Any, TypeVar, cast, overload
 from typing_extensions import Unpack
 
 from . import context as _context
-from ._current import abind_iterator, bind_iterator, enter_frame, exit_frame, use_frame
-from ._fields import TrackFields, validate_fields
-from ._log import warn_once
 from .context import Frame, current_scope, current_var
+from .current import abind_iterator, bind_iterator, enter_frame, exit_frame, use_frame
+from .fields import TrackFields, validate_fields
+from .log import warn_once
 
 __all__ = ["track", "track_context"]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any, Final, TypeAlias
 
-from ._log import warn_once
+from .log import warn_once
 
 __all__ = [
     "MARKER",
