@@ -83,7 +83,7 @@ def scope_frame(
     naming the field, and `where`); `user_id` and `account_name` may also be `Deferred`. The
     frame's fields are derived on first use, and nothing is current until it is entered.
     """
-    return Frame.child(current_scope() if parent is None else parent, validate_fields(where, fields))
+    return Frame(current_scope() if parent is None else parent, validate_fields(where, fields))
 
 
 def defaults_frame(fields: Mapping[str, Any], *, where: str = "defaults_frame()") -> Frame:

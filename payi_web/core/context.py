@@ -114,11 +114,6 @@ class Frame:
         self.token = self.headers = self.shared_snapshot = None
 
     @classmethod
-    def child(cls, parent: Frame, args: Mapping[str, Any], owner: object = None) -> Frame:
-        """`Frame(parent, args, owner)`, under the name its callers know."""
-        return cls(parent, args, owner)
-
-    @classmethod
     def empty(cls) -> Frame:
         """A resolved frame with every field unset."""
         frame = cls(None, None)

@@ -30,7 +30,7 @@ def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, 
     # across its yields.
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Generator[_Y, Any, Any]:
-        return bind_iterator(fn(*a, **kw), Frame.child(current_scope(), args))
+        return bind_iterator(fn(*a, **kw), Frame(current_scope(), args))
 
     return wrapper
 
@@ -38,7 +38,7 @@ def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, 
 def _async_generator(fn: Callable[..., AsyncGenerator[_Y, Any]], args: dict[str, Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
-        return abind_iterator(fn(*a, **kw), Frame.child(current_scope(), args))
+        return abind_iterator(fn(*a, **kw), Frame(current_scope(), args))
 
     return wrapper
 
@@ -97,7 +97,7 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
         @functools.wraps(fn)
         async def async_wrapper(*a: Any, **kw: Any) -> Any:
-            frame = Frame.child(current_scope(), args)
+            frame = Frame(current_scope(), args)
             token = enter_frame(frame)
             try:
                 result = await fn(*a, **kw)
@@ -110,7 +110,7 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
-        frame = Frame.child(current_scope(), args)
+        frame = Frame(current_scope(), args)
         token = enter_frame(frame)
         try:
             result = fn(*a, **kw)

@@ -117,7 +117,7 @@ def test_file_responses_are_left_alone(client: Client, tmp_path: Any) -> None:
     path.write_bytes(b"file body")
     with path.open("rb") as handle:
         response = FileResponse(handle)
-        assert bind_response(response, Frame.child(root(), {})) is response
+        assert bind_response(response, Frame(root(), {})) is response
         assert response.file_to_stream is handle  # sendfile still possible
 
 
