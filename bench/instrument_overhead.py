@@ -23,7 +23,7 @@ import httpx2
 import openai
 
 import payi_web
-from payi_web.records import CallRecord
+from payi_web.core.records import CallRecord
 
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 REPLY = json.dumps(

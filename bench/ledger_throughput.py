@@ -37,10 +37,10 @@ import httpx2
 import openai
 
 import payi_web
-from payi_web import records
-from payi_web.context import TrackingContext
+from payi_web.core import records
+from payi_web.core.context import TrackingContext
+from payi_web.core.records import CallRecord, Units
 from payi_web.ledger import LedgerSink
-from payi_web.records import CallRecord, Units
 
 
 class NoopSink:

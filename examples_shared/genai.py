@@ -25,7 +25,7 @@ import openai
 
 import payi_web
 from payi_web import CallRecord, get_context
-from payi_web.config import current_config
+from payi_web.core.config import current_config
 from payi_web.fake_provider import FakeProvider
 
 OFFLINE = "offline"

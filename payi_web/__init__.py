@@ -4,13 +4,16 @@ The core knows nothing of either framework: a tracking context in contextvars, t
 that derive it (`track`, `track_context`), and the `xProxy-*` headers that carry it.
 """
 
-from .config import Config, configure, current_config, proxy_url
-from .context import TrackingContext, get_context
-from .headers import PayiHeaders, payi_headers
+from ._configure import configure
+from ._version import __version__ as __version__
+from .core.config import Config, current_config
+from .core.context import TrackingContext, get_context
+from .core.headers import PayiHeaders, payi_headers
+from .core.records import CallRecord, Sink, Units, add_sink, flush, remove_sink
+from .core.threads import bind_context, patch_thread_pool, unpatch_thread_pool
+from .core.tracking import track, track_context
 from .instrument import instrument, uninstrument
-from .records import CallRecord, Sink, Units, add_sink, flush, remove_sink
-from .threads import bind_context, patch_thread_pool, unpatch_thread_pool
-from .tracking import track, track_context
+from .providers import proxy_url
 
 __all__ = [
     "CallRecord",
@@ -35,5 +38,3 @@ __all__ = [
     "uninstrument",
     "unpatch_thread_pool",
 ]
-
-__version__ = "0.1.0"

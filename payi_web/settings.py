@@ -10,29 +10,21 @@ import difflib
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._fields import validate_fields
-from .config import configure
+from ._configure import configure
+from .core.field_table import FIELDS
+from .core.fields import validate_fields
 
 __all__ = ["PayiSettings", "SettingsError", "apply_settings", "import_callable", "load_settings"]
 
 Resolver = Callable[..., Any]
 
-# Settings keys that are context defaults, and the field each one sets.
-CONTEXT_DEFAULT_KEYS = {
-    "USE_CASE_NAME": "use_case_name",
-    "USE_CASE_VERSION": "use_case_version",
-    "LIMIT_IDS": "limit_ids",
-    "REQUEST_PROPERTIES": "request_properties",
-    "USE_CASE_PROPERTIES": "use_case_properties",
-    "RESOURCE_SCOPE": "resource_scope",
-    "PRICE_AS_CATEGORY": "price_as_category",
-    "PRICE_AS_RESOURCE": "price_as_resource",
-    "PROXY": "proxy",
-    "LOG_PROMPT_AND_RESPONSE": "log_prompt_and_response",
+# Settings keys that are context defaults, and the field each one sets (from the field table).
+CONTEXT_DEFAULT_KEYS: Final[dict[str, str]] = {
+    spec.setting: spec.name for spec in FIELDS if spec.setting is not None
 }
 
 
@@ -67,7 +59,11 @@ def _resolver(value: Any) -> Resolver | None:
 
 
 class PayiSettings(BaseModel):
-    """The validated settings. Field names are the keys without the framework's prefix."""
+    """The validated settings. Field names are the keys without the framework's prefix.
+
+    Static, for type checkers; tests/test_field_table.py keeps its context defaults (the keys
+    from USE_CASE_NAME on) in step with the field table.
+    """
 
     # Strict: "1" is not a version, "yes" is not a bool; a typo in settings should fail loudly.
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, strict=True)
@@ -160,12 +156,13 @@ def load_settings(raw: Mapping[str, Any]) -> PayiSettings:
         settings = PayiSettings.model_validate(dict(raw))
     except ValidationError as exc:
         raise _first_error(exc) from None
-    defaults = settings.context_defaults()
-    try:
-        validate_fields("settings", defaults)
-    except (TypeError, ValueError) as exc:
-        field = next((k for k, f in CONTEXT_DEFAULT_KEYS.items() if f in str(exc)), "PAYI")
-        raise SettingsError(field, str(exc)) from None
+    for key, field in CONTEXT_DEFAULT_KEYS.items():
+        value = getattr(settings, key)
+        if value is not None:
+            try:
+                validate_fields("settings", {field: value})
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(key, str(exc)) from None
     return settings
 
 

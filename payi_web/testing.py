@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .records import CallRecord, add_sink, remove_sink
+from .core.records import CallRecord, add_sink, remove_sink
 
 __all__ = ["CapturedCalls", "capture_calls", "payi_calls"]
 

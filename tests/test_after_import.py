@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from payi_web._after_import import after_import
+from payi_web.core.after_import import after_import
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import payi_web
 from payi_web import PayiHeaders as H
 from payi_web import payi_headers, track_context
-from payi_web._log import forget
+from payi_web.core.log import forget
 from payi_web.fake_provider import FakeProvider
 from payi_web.testing import CapturedCalls
 from tests.instrumented import CHAT, OPENAI_LIBS

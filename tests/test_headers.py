@@ -166,7 +166,7 @@ def test_header_unsafe_values_are_percent_encoded(value: str, sent: str) -> None
 
 
 def test_header_unsafe_value_is_logged_once_per_header(caplog: pytest.LogCaptureFixture) -> None:
-    from payi_web._log import forget
+    from payi_web.core.log import forget
 
     forget(f"header-unsafe:{H.ACCOUNT_NAME}")
     with caplog.at_level(logging.WARNING, logger="payi_web"):

@@ -17,8 +17,8 @@ import pytest
 
 import payi_web
 from payi_web import track_context
+from payi_web.core.records import Units
 from payi_web.fake_provider import FakeProvider
-from payi_web.records import Units
 from payi_web.testing import CapturedCalls, capture_calls
 from tests.instrumented import (
     CHAT,
@@ -166,8 +166,8 @@ def test_without_any_sink_calls_get_their_headers_and_nothing_else(
 ) -> None:
     # Pay-i's proxy (so nothing to ingest) and no local ledger: nothing records calls.
     payi_web.configure(ledger=False, api_key="k", defaults={"proxy": True})
-    monkeypatch.setattr(payi_web.records, "_sinks", ())  # other tests' apps may have left theirs
-    assert payi_web.records.sinks() == ()
+    monkeypatch.setattr(payi_web.core.records, "_sinks", ())  # other tests' apps may have left theirs
+    assert payi_web.core.records.sinks() == ()
     client = payi_web.instrument(proxy_openai(provider))
     with track_context(user_id="7"):
         client.chat.completions.create(**CHAT)
@@ -203,7 +203,7 @@ def test_api_key_never_in_reprs_or_logs(
     assert "VERY-SECRET" not in repr(config)
     assert "VERY-SECRET" not in str(config)
     client = payi_web.instrument(proxy_openai(provider))
-    monkeypatch.setattr("payi_web.headers._build", _raise)
+    monkeypatch.setattr("payi_web.core.headers._build", _raise)
     with caplog.at_level(logging.DEBUG):
         client.chat.completions.create(**CHAT)
     assert "VERY-SECRET" not in caplog.text

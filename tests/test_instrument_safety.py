@@ -12,10 +12,10 @@ import pytest
 
 import payi_web
 from payi_web import track_context
-from payi_web._fields import Deferred
-from payi_web._log import forget
+from payi_web.core.fields import Deferred
+from payi_web.core.log import forget
+from payi_web.core.records import CallRecord
 from payi_web.fake_provider import FakeProvider
-from payi_web.records import CallRecord
 from payi_web.testing import CapturedCalls
 from tests.instrumented import CHAT, OPENAI_HTTP, proxy_openai
 
@@ -101,7 +101,7 @@ def test_failing_header_computation_sends_the_call_untracked(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("header computation failed")
 
-    monkeypatch.setattr("payi_web.headers._build", broken)
+    monkeypatch.setattr("payi_web.core.headers._build", broken)
     provider = FakeProvider()
     client = payi_web.instrument(proxy_openai(provider))
     with caplog.at_level(logging.WARNING, logger="payi_web"), track_context(user_id="42"):

@@ -329,7 +329,7 @@ def test_exception_in_the_body_restores_the_parent() -> None:
 
 
 def test_exit_out_of_order_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    from payi_web._log import forget
+    from payi_web.core.log import forget
 
     forget("exit-out-of-order")
     scope = track_context(user_id="a")

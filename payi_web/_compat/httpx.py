@@ -59,7 +59,7 @@ def has_payi_headers(headers: Any) -> bool:
     entries = _entries(headers)
     if entries is None:
         return any(name[:7].lower() == b"xproxy-" for name, _ in headers.raw)
-    return b"\n".join([lower for _, lower, _ in entries]).find(b"xproxy-") >= 0
+    return b"xproxy-" in b"\n".join([lower for _, lower, _ in entries])
 
 
 def add_headers(headers: Any, added: Mapping[str, str]) -> None:

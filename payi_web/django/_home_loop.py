@@ -21,10 +21,9 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import SyncToAsync
-
-from .._log import warn_once
-from ..threads import binding_loop
+from .._compat.asgiref import in_asgiref_thread
+from .._compat.stdlib import running_loop
+from ..integration import bound_on_loop, warn_once
 
 __all__ = ["Home", "home_here", "resolve_at_home"]
 
@@ -45,11 +44,11 @@ def home_here() -> Home:
 
 
 def _may_wait_for(loop: asyncio.AbstractEventLoop) -> bool:
-    if asyncio._get_running_loop() is not None:
+    if running_loop() is not None:
         return False  # an event loop's thread never blocks on another loop
-    if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
+    if in_asgiref_thread():
         return False  # an asgiref thread: async_to_sync reuses the main loop, safely, from there
-    return binding_loop.get() is loop and loop.is_running() and not loop.is_closed()
+    return bound_on_loop() is loop and loop.is_running() and not loop.is_closed()
 
 
 def resolve_at_home(home: Home, aget: Callable[[], Awaitable[Any]]) -> Any:

@@ -15,24 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.http import HttpRequest
-from django.utils.functional import SimpleLazyObject, empty
+from django.utils.functional import SimpleLazyObject
 
-from .._fields import Deferred, validate_fields
-from .._log import warn_once
-from ..context import Frame, current_scope
+from .._compat.django import cached_async_user, is_empty, loaded_object
+from ..integration import Deferred, Frame, scope_frame
 from ..settings import PayiSettings
+from ..web import Runner, context_failed, context_fields, resolver_deferred
 from ._home_loop import Home, NotAtHome, home_here, resolve_at_home
 
 __all__ = ["arequest_frame", "request_frame"]
 
 T = TypeVar("T")
+_CONTEXT: Final = "PAYI['CONTEXT']"
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -84,20 +86,15 @@ def user_pk(user: Any) -> str | None:
     return None if pk is None else str(pk)
 
 
-def _wrapped_of(lazy: object) -> Any:
-    # What the lazy object holds (or `empty`), read past its Python-level __getattribute__.
-    return object.__getattribute__(lazy, "_wrapped")
-
-
 def _default_user_id(request: HttpRequest) -> str | None:
     # Whatever `request.user` is now: Django's lazy user, or the user DRF authenticated and set
     # on the HttpRequest inside the view.
     user = getattr(request, "user", None)
     if isinstance(user, SimpleLazyObject):
-        loaded = _wrapped_of(user)
-        if loaded is empty:
+        loaded = loaded_object(user)
+        if is_empty(loaded):
             # An async view loaded it with `await request.auser()`: the lazy user would load it again.
-            loaded = getattr(request, "_acached_user", None)
+            loaded = cached_async_user(request)
             if loaded is None:
                 return user_pk(user)  # loads it
         # Loaded (the view's `request.user` usually did it): read it without the lazy object,
@@ -108,7 +105,7 @@ def _default_user_id(request: HttpRequest) -> str | None:
 
 async def _adefault_user_id(request: HttpRequest) -> str | None:
     user = getattr(request, "user", None)
-    if isinstance(user, SimpleLazyObject) and _wrapped_of(user) is empty:
+    if isinstance(user, SimpleLazyObject) and is_empty(loaded_object(user)):
         # Not evaluated yet: Django's async way, no thread hop when the user is cached.
         auser = getattr(request, "auser", None)
         if auser is not None:
@@ -143,8 +140,38 @@ def _resolvers_of(settings: PayiSettings) -> _Resolvers:
     return found
 
 
+class _DjangoRunner(Runner):
+    """Django's way to run a resolver: never on an event loop's thread (no SynchronousOnlyOperation),
+    a sync one through `sync_to_async` from async code, an `async def` one from sync code on the
+    request's own loop if it can (`home`), else through `async_to_sync`."""
+
+    def __init__(self, home: Home | None = None) -> None:
+        self.home = home
+
+    def sync(self, resolver: Callable[[], T]) -> T:
+        return off_the_loop(resolver)
+
+    async def from_async(self, resolver: Callable[[], T]) -> T:
+        return await sync_to_async(resolver)()
+
+    def await_from_sync(self, deferred: Deferred, resolver: Callable[[], Awaitable[T]]) -> T:
+        if self.home is not None:
+            try:
+                return resolve_at_home(self.home, deferred.aget)  # type: ignore[no-any-return]
+            except NotAtHome:
+                pass
+        return off_the_loop(lambda: _run_async(resolver))
+
+
+_AWAY_FROM_HOME: Final = _DjangoRunner()
+
+
 def _deferred(
-    name: str, resolver: Callable[..., Any] | None, is_async: bool, request: HttpRequest, home: Home | None
+    name: str,
+    resolver: Callable[..., Any] | None,
+    is_async: bool,
+    request: HttpRequest,
+    runner: _DjangoRunner,
 ) -> Deferred:
     if resolver is None:  # the default USER_ID
         return Deferred(
@@ -152,48 +179,8 @@ def _deferred(
             aresolve=lambda: _adefault_user_id(request),
             name=name,
         )
-    fn = resolver
-    if is_async:
-
-        def resolve() -> Any:
-            if home is not None:
-                try:
-                    return resolve_at_home(home, deferred.aget)
-                except NotAtHome:
-                    pass
-            return off_the_loop(lambda: _run_async(fn, request))
-
-        deferred = Deferred(resolve, aresolve=lambda: fn(request), name=name)
-        return deferred
-    aresolve: Callable[[], Awaitable[Any]] = lambda: sync_to_async(fn)(request)  # noqa: E731
-    return Deferred(lambda: off_the_loop(lambda: fn(request)), aresolve=aresolve, name=name)
-
-
-def _context_fields(value: object) -> dict[str, Any]:
-    """CONTEXT's answer, validated like `track()` arguments; a bad field is logged once and left out."""
-    where = "PAYI['CONTEXT']"
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{where} must return a dict of context fields, got {type(value).__name__}")
-    try:
-        return validate_fields(where, dict(value))
-    except (TypeError, ValueError):
-        pass
-    fields: dict[str, Any] = {}
-    for key, item in value.items():
-        try:
-            fields.update(validate_fields(where, {key: item}))
-        except (TypeError, ValueError):
-            warn_once(
-                f"context-field:{key}", "payi_web: %s: bad field; it is left unset", where, exc_info=True
-            )
-    return fields
-
-
-def _context_failed() -> None:
-    warn_once(
-        "resolver:PAYI['CONTEXT']",
-        "payi_web: PAYI['CONTEXT'] raised; its fields are left unset",
-        exc_info=True,
+    return resolver_deferred(
+        functools.partial(resolver, request), name=name, runner=runner, is_async=is_async
     )
 
 
@@ -201,15 +188,16 @@ def _frame(
     request: HttpRequest, settings: PayiSettings, extra: dict[str, Any], home: Home | None = None
 ) -> Frame:
     is_async = _resolvers_of(settings)
+    runner = _AWAY_FROM_HOME if home is None else _DjangoRunner(home)
     args: dict[str, Any] = {
-        "user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, is_async.user_id, request, home)
+        "user_id": _deferred("PAYI['USER_ID']", settings.USER_ID, is_async.user_id, request, runner)
     }
     if settings.ACCOUNT_NAME is not None:
         args["account_name"] = _deferred(
-            "PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, is_async.account_name, request, home
+            "PAYI['ACCOUNT_NAME']", settings.ACCOUNT_NAME, is_async.account_name, request, runner
         )
     args.update(extra)  # CONTEXT's explicit user_id/account_name win over the resolvers
-    return Frame.child(current_scope(), args)
+    return scope_frame(args, where=_CONTEXT)
 
 
 def request_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
@@ -220,9 +208,9 @@ def request_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
         try:
             is_async = _resolvers_of(settings).context
             value = _run_async(context, request) if is_async else context(request)
-            extra = _context_fields(value)
+            extra = context_fields(_CONTEXT, value)
         except Exception:
-            _context_failed()
+            context_failed(_CONTEXT)
     return _frame(request, settings, extra)
 
 
@@ -235,9 +223,9 @@ async def arequest_frame(request: HttpRequest, settings: PayiSettings) -> Frame:
             value = context(request)
             if _resolvers_of(settings).context:
                 value = await value
-            extra = _context_fields(value)
+            extra = context_fields(_CONTEXT, value)
         except Exception:
-            _context_failed()
+            context_failed(_CONTEXT)
     return _frame(request, settings, extra, home_here() if _has_async_resolver(settings) else None)
 
 

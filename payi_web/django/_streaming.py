@@ -14,10 +14,10 @@ from typing import Any, TypeVar, cast
 
 from django.http import FileResponse, StreamingHttpResponse
 
-from ..context import Frame
-from ..tracking import adrive_iterator, bind_result_type, drive_iterator, runs_in_its_own_scope
+from .._compat.django import add_closer, move_last_closer_first, streaming_body
+from ..integration import Frame, abind_iterator, bind_iterator, is_bound
 
-__all__ = ["bind_response", "register"]
+__all__ = ["bind_response"]
 
 R = TypeVar("R")
 
@@ -33,8 +33,8 @@ def bind_response(response: R, frame: Frame) -> R:
         if response.__dict__.get(_BOUND):
             return response
         response.__dict__[_BOUND] = True
-        body = getattr(response, "_iterator", None)  # the view's own (Django keeps it there)
-        if runs_in_its_own_scope(body):
+        body = streaming_body(response)  # the view's own
+        if is_bound(body):
             # A tracked generator, given as is: already bound, and reading `streaming_content`
             # to wrap it would encode each chunk twice.
             if response.is_async:
@@ -43,21 +43,15 @@ def bind_response(response: R, frame: Frame) -> R:
         # `body` is closed in the frame if the stream ends early (a client gone).
         content = response.streaming_content
         if response.is_async:
-            stream = adrive_iterator(aiter(content), frame, body)  # type: ignore[arg-type]
+            stream = abind_iterator(content, frame, body)  # type: ignore[arg-type]
             response.streaming_content = stream
             _close_when_response_closes(response, stream)
         else:
-            response.streaming_content = drive_iterator(iter(content), frame, body)  # type: ignore[arg-type]
-            _close_first(response)
+            response.streaming_content = bind_iterator(content, frame, body)  # type: ignore[arg-type]
+            # Django closes a response's iterators in the order they were set: the view's first,
+            # outside any scope. The binding's close, moved first, closes the view's iterator in the frame.
+            move_last_closer_first(response)
     return response
-
-
-def _close_first(response: StreamingHttpResponse) -> None:
-    # Django closes a response's iterators in the order they were set: the view's first, outside
-    # any scope. The binding's close, moved first, closes the view's iterator in the frame.
-    closers = getattr(response, "_resource_closers", None)
-    if isinstance(closers, list) and len(closers) > 1:
-        closers.insert(0, closers.pop())
 
 
 # The closings under way: the event loop keeps only weak references to its tasks.
@@ -85,15 +79,4 @@ def _close_when_response_closes(response: StreamingHttpResponse, content: object
         if stream.ag_frame is not None and not loop.is_closed():
             loop.call_soon_threadsafe(close_on_loop)
 
-    closers = getattr(response, "_resource_closers", None)
-    if isinstance(closers, list):
-        closers.append(close)
-
-
-def _adapter(response: Any, frame: Frame) -> Any:
-    return bind_response(response, frame)
-
-
-def register() -> None:
-    """Teach `@track` that a view's StreamingHttpResponse keeps the view's scope (idempotent)."""
-    bind_result_type(StreamingHttpResponse, _adapter)
+    add_closer(response, close)

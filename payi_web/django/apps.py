@@ -11,9 +11,10 @@ class PayiConfig(AppConfig):
     verbose_name = "Pay-i"
 
     def ready(self) -> None:
-        from . import _streaming, checks, conf
+        from . import checks, conf
+        from .integration import DjangoIntegration
 
-        _streaming.register()
+        DjangoIntegration.setup()
         checks.register()
         # Validated and applied at start-up: a bad PAYI setting raises ImproperlyConfigured here.
         conf.reload()

@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core import checks
@@ -21,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..settings import PayiSettings
+from ..web import security_findings
 from . import conf
 
 __all__ = ["check_middleware", "check_settings"]
@@ -76,28 +75,18 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
     return errors
 
 
+def _sentence(text: str) -> str:
+    # The shared findings are phrased for a CLI line; Django's messages and hints are sentences.
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def _settings_warnings(settings: PayiSettings) -> list[checks.CheckMessage]:
-    warnings: list[checks.CheckMessage] = []
-    if settings.PROXY and not (settings.API_KEY or os.environ.get("PAYI_API_KEY")):
-        warnings.append(
-            checks.Warning(
-                "PAYI['PROXY'] is True but no Pay-i API key is configured: calls through the Pay-i "
-                "proxy will be refused.",
-                hint="Set PAYI['API_KEY'] (e.g. read from the environment) or PAYI_API_KEY.",
-                id="payi_web.W002",
-            )
+    return [
+        checks.Warning(
+            _sentence(finding.message), hint=_sentence(finding.hint), id=f"payi_web.{finding.code}"
         )
-    base_url = settings.BASE_URL or os.environ.get("PAYI_BASE_URL")
-    if base_url and urlsplit(base_url).scheme != "https" and not django_settings.DEBUG:
-        warnings.append(
-            checks.Warning(
-                f"The Pay-i BASE_URL {base_url!r} is not https, and DEBUG is off: the Pay-i API key "
-                "and the attribution headers would travel unencrypted.",
-                hint="Use an https:// BASE_URL (PAYI['BASE_URL'] or PAYI_BASE_URL) in production.",
-                id="payi_web.W003",
-            )
-        )
-    return warnings
+        for finding in security_findings(settings, debug=django_settings.DEBUG, where=conf.where)
+    ]
 
 
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from ..settings import PayiSettings, SettingsError, apply_settings, load_settings
+from ..web import setting_message
 
 __all__ = ["get_settings", "load", "reload"]
 
@@ -23,10 +24,13 @@ _lock = threading.Lock()
 _current: PayiSettings | None = None
 
 
+def where(key: str) -> str:
+    """A setting as Django's users write it: `PAYI['USER_ID']`."""
+    return "PAYI" if key == "PAYI" else f"PAYI[{key!r}]"
+
+
 def _improperly_configured(exc: SettingsError) -> ImproperlyConfigured:
-    message = str(exc).removeprefix(f"{exc.key}: ")
-    where = "PAYI" if exc.key == "PAYI" else f"PAYI[{exc.key!r}]"
-    return ImproperlyConfigured(f"{where}: {message}")
+    return ImproperlyConfigured(f"{where(exc.key)}: {setting_message(exc, str)}")
 
 
 def raw_settings() -> Any:

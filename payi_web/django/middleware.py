@@ -14,11 +14,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from ..context import current_var
-from ..tracking import _restore
+from ..integration import use_frame
 from . import conf
 from ._request import arequest_frame, request_frame
-from ._streaming import bind_response, register
+from ._streaming import bind_response
+from .integration import DjangoIntegration
 
 __all__ = ["PayiMiddleware"]
 
@@ -42,7 +42,7 @@ class PayiMiddleware:
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
-        register()
+        DjangoIntegration.setup()
         conf.get_settings()  # validated and applied, even if the app is not in INSTALLED_APPS
 
     def __call__(self, request: HttpRequest) -> Any:
@@ -52,11 +52,8 @@ class PayiMiddleware:
         if settings.EXCLUDE_PATHS and settings.is_excluded(request.path_info):
             return self.get_response(request)
         frame = request_frame(request, settings)
-        token = current_var.set(frame)
-        try:
+        with use_frame(frame):
             response: HttpResponseBase = self.get_response(request)
-        finally:
-            current_var.reset(token)
         return bind_response(response, frame)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -65,9 +62,6 @@ class PayiMiddleware:
         if settings.EXCLUDE_PATHS and settings.is_excluded(request.path_info):
             return await get_response(request)
         frame = await arequest_frame(request, settings)
-        token = current_var.set(frame)
-        try:
+        with use_frame(frame):
             response = await get_response(request)
-        finally:
-            _restore(token)
         return bind_response(response, frame)

@@ -15,7 +15,8 @@ local ledger; `usage_blueprint(allow=...)` serves it as a page.
 from __future__ import annotations
 
 from ..settings import SettingsError
+from ._streaming import FlaskIntegration
 from .extension import PayiState, PayiTracking
 from .usage import usage_blueprint
 
-__all__ = ["PayiState", "PayiTracking", "SettingsError", "usage_blueprint"]
+__all__ = ["FlaskIntegration", "PayiState", "PayiTracking", "SettingsError", "usage_blueprint"]

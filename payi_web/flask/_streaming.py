@@ -1,23 +1,31 @@
 """A request's scope, and streamed bodies that run inside it after the view has returned.
 
 A streamed body is produced after the view returned, often after the request context ended:
-it is wrapped so that every step runs with the request's frame (or the frame of the `@track`
-function that returned it) current, and the deferred user and account it needs are resolved
-before the request context ends.
+it is bound (`bind_iterator`) so that every step runs with the request's frame (or the frame of
+the `@track` function that returned it) current, and the deferred user and account it needs are
+resolved before the request context ends.
 """
 
 from __future__ import annotations
 
+import inspect
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
-from flask import Flask, Response
-from flask.globals import _cv_request
-
-from .._fields import Deferred
-from ..context import Frame, current_var
-from ..tracking import _drive, _restore, bind_result_type, runs_in_its_own_scope
+from .._compat.flask import request_context
+from ..integration import (
+    Frame,
+    FrameToken,
+    Integration,
+    bind_iterator,
+    bind_result_type,
+    exit_frame,
+    is_bound,
+    resolve_deferred,
+    run_in_frame,
+    unbind_result_type,
+)
 
 
 class _RequestScope:
@@ -25,9 +33,9 @@ class _RequestScope:
 
     __slots__ = ("body", "end_pending", "frame", "producing", "token")
 
-    def __init__(self, frame: Frame, token: Any) -> None:
+    def __init__(self, frame: Frame, token: FrameToken) -> None:
         self.frame = frame
-        self.token = token
+        self.token: FrameToken | None = token
         # The body still to come after the view returned: wrapped, or a tracked generator as is.
         self.body: _ScopedBody | Iterator[Any] | None = None
         self.producing = 0  # > 0 while a step of the body runs (teardown may run inside one)
@@ -42,7 +50,12 @@ class _RequestScope:
             return
         token, self.token = self.token, None
         if token is not None:
-            _restore(token)
+            exit_frame(token)
+
+    def end_if_pending(self) -> None:
+        if self.end_pending and not self.producing:
+            self.end_pending = False
+            self.end()
 
     def resolve_for_body(self) -> None:
         """The request context is about to end but the body is still to come: resolve what it needs."""
@@ -50,29 +63,27 @@ class _RequestScope:
         if body is None or self.producing:
             return
         if isinstance(body, _ScopedBody):
-            if body.finished:
-                return
-            frame = body.frame.resolved()
+            if not body.finished:
+                resolve_deferred(body.frame)
         else:
             # A tracked generator: its frame inherits the request's user and account.
-            frame = self.frame.resolved()
-        for value in (frame.user_id, frame.account_name):
-            if isinstance(value, Deferred):
-                value.get()
+            resolve_deferred(self.frame)
 
 
 class _ScopedBody:
     """A response body whose every step (and close) runs with `frame` current.
 
     WSGI servers iterate the body after the view returned, outside the request context and
-    outside the view's scopes; this puts the scope back around each step.
+    outside the view's scopes; the stepper puts the scope back around each step. This object
+    adds what WSGI and the request's scope need: `close()` always reaches the body, and a
+    teardown run inside a step (`stream_with_context`) ends the request's scope after it.
     """
 
-    __slots__ = ("_iterable", "_iterator", "finished", "frame", "scope")
+    __slots__ = ("_iterable", "_steps", "finished", "frame", "scope")
 
     def __init__(self, iterable: Iterable[Any], frame: Frame, scope: _RequestScope | None = None) -> None:
         self._iterable = iterable
-        self._iterator: Iterator[Any] | None = None
+        self._steps: Generator[Any, None, None] | None = None
         self.frame = frame
         self.scope = scope
         self.finished = False
@@ -81,52 +92,40 @@ class _ScopedBody:
         return self
 
     def __next__(self) -> Any:
-        # Runs once per chunk of every streamed body: the restore and the step's end are inlined.
         scope = self.scope
-        token = current_var.set(self.frame)
         if scope is not None:
             scope.producing += 1
         try:
-            iterator = self._iterator
-            if iterator is None:
-                iterator = self._iterator = iter(self._iterable)
-            return next(iterator)
+            steps = self._steps
+            if steps is None:
+                steps = self._steps = bind_iterator(self._iterable, self.frame)
+            return next(steps)
         except BaseException:
             self.finished = True
             raise
         finally:
-            # A scope the step entered (a `with track_context()` around a yield) stays current
-            # for the steps that follow, as in a tracked generator.
-            self.frame = current_var.get() or self.frame
-            current_var.reset(token)  # set and reset in one call: always the same Context
             if scope is not None:
                 scope.producing -= 1
                 if scope.end_pending:
-                    _end_if_pending(scope)
+                    scope.end_if_pending()
 
     def close(self) -> None:
         scope = self.scope
         self.finished = True
-        token = current_var.set(self.frame)
         if scope is not None:
             scope.producing += 1
         try:
-            for target in (self._iterable, self._iterator):
-                close = getattr(target, "close", None)
+            steps = self._steps
+            if steps is not None and inspect.getgeneratorstate(steps) == inspect.GEN_SUSPENDED:
+                steps.close()  # closes the body in the frame its steps left current
+            else:  # not started, or ended: WSGI still wants the body's close() called
+                close = getattr(self._iterable, "close", None)
                 if close is not None:
-                    close()
-                    break
+                    run_in_frame(self.frame, close)
         finally:
-            _restore(token)
             if scope is not None:
                 scope.producing -= 1
-                _end_if_pending(scope)
-
-
-def _end_if_pending(scope: _RequestScope) -> None:
-    if scope.end_pending and not scope.producing:
-        scope.end_pending = False
-        scope.end()
+                scope.end_if_pending()
 
 
 def _bind_response(response: Any, frame: Frame) -> Any:
@@ -137,7 +136,7 @@ def _bind_response(response: Any, frame: Frame) -> Any:
         and getattr(response, "is_streamed", False)
         and not getattr(response, "direct_passthrough", False)
         and not isinstance(body, _ScopedBody)
-        and not runs_in_its_own_scope(body)
+        and not is_bound(body)
     ):
         response.response = _ScopedBody(body, frame)
     return response
@@ -146,16 +145,38 @@ def _bind_response(response: Any, frame: Frame) -> Any:
 def _bind_generator(generator: Any, frame: Frame) -> Any:
     # `@track` on a view returning a generator (or stream_with_context(...)): Flask streams it
     # later. Only inside a Flask request: elsewhere a tracked function's generator is left as is.
-    if _cv_request.get(None) is None:
+    if request_context() is None:
         return generator
-    return _drive(generator, frame)
+    return bind_iterator(generator, frame)
 
 
-def _register_result_types(app: Flask) -> None:
-    """Teach `@track` that a streamed response or a generator it returns keeps its scope (idempotent)."""
+def _response_types() -> set[type]:
+    import flask
     import werkzeug.wrappers
 
-    kinds: set[type] = {Response, werkzeug.wrappers.Response, app.response_class}
-    for kind in kinds:
+    return {flask.Response, werkzeug.wrappers.Response}
+
+
+class FlaskIntegration(Integration):
+    """Set up by `PayiTracking.init_app`: a tracked view's streamed response or generator keeps its scope."""
+
+    identifier = "flask"
+    library = "flask"
+    min_version = (3, 0)
+
+    @classmethod
+    def setup_once(cls) -> None:
+        for kind in _response_types():
+            bind_result_type(kind, _bind_response)
+        bind_result_type(types.GeneratorType, _bind_generator)
+
+    @classmethod
+    def teardown_once(cls) -> None:
+        for kind in _response_types():
+            unbind_result_type(kind, _bind_response)
+        unbind_result_type(types.GeneratorType, _bind_generator)
+
+    @staticmethod
+    def bind_response_class(kind: type) -> None:
+        """An app's own `response_class` keeps the scope too."""
         bind_result_type(kind, _bind_response)
-    bind_result_type(types.GeneratorType, _bind_generator)

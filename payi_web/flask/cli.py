@@ -16,8 +16,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from ..config import current_config
+from .. import current_config
+from .._compat.flask import proxied_object
 from ..instrument import is_instrumented
+from ..web import security_findings
+from ._settings import spell
 from .extension import EXTENSION_KEY, PREFIX, PayiState, describe
 
 __all__ = ["Problem", "find_problems", "payi_cli"]
@@ -77,7 +80,7 @@ def describe_configuration(app: Flask, state: PayiState) -> list[tuple[str, str]
     blueprints = [
         f"{name}: {_fields(dict(args))}"
         for name, bp in app.blueprints.items()
-        if (args := state.extension._blueprints.get(bp)) is not None
+        if (args := state.extension.blueprint_fields(bp)) is not None
     ]
     return [
         (PREFIX + "USER_ID", resolver(user, user_origin)),
@@ -97,10 +100,34 @@ def describe_configuration(app: Flask, state: PayiState) -> list[tuple[str, str]
 
 def find_problems(app: Flask, state: PayiState) -> list[Problem]:
     """What `flask payi check` reports, like Django's system checks."""
-    s = state.settings
-    config = state.config
-    problems: list[Problem] = []
-    if current_config() is not config:
+    problems = _process_problems(state)
+    problems += [
+        Problem("WARNING", f"payi_web.flask.{finding.code}", finding.message, finding.hint)
+        for finding in security_findings(
+            state.settings,
+            debug=app.debug,
+            where=spell,
+            api_key=state.config.api_key,
+            base_url=state.config.base_url,
+        )
+    ]
+    problems += _resolver_problems(state)
+    problems += _recording_problems(state)
+    if state.user_id_resolver(app)[0] is None:
+        problems.append(
+            Problem(
+                "INFO",
+                "payi_web.flask.I001",
+                "requests get no user id: no PAYI_USER_ID, no @user_id_loader, and Flask-Login is "
+                "not set up on this app",
+            )
+        )
+    return problems
+
+
+def _process_problems(state: PayiState) -> list[Problem]:
+    problems = []
+    if current_config() is not state.config:
         problems.append(
             Problem(
                 "WARNING",
@@ -111,43 +138,7 @@ def find_problems(app: Flask, state: PayiState) -> list[Problem]:
                 "process the same PAYI_API_KEY, PAYI_BASE_URL, PAYI_HEADER_HOSTS and PAYI_LEDGER",
             )
         )
-    if s.PROXY and not config.api_key:
-        problems.append(
-            Problem(
-                "WARNING",
-                "payi_web.flask.W002",
-                "PAYI_PROXY is true but no Pay-i API key is configured",
-                "set PAYI_API_KEY (config key or environment variable)",
-            )
-        )
-    if not config.base_url.startswith("https://") and not app.debug:
-        problems.append(
-            Problem(
-                "WARNING",
-                "payi_web.flask.W003",
-                f"PAYI_BASE_URL {config.base_url!r} is not https outside debug mode",
-                "the API key and prompts would travel unencrypted; use an https:// URL",
-            )
-        )
-    if s.USER_ID is not None and state.extension._user_id_loader is not None:
-        problems.append(
-            Problem(
-                "WARNING",
-                "payi_web.flask.W004",
-                "both PAYI_USER_ID and @user_id_loader are set; PAYI_USER_ID is used",
-                "remove one of them",
-            )
-        )
-    if s.ACCOUNT_NAME is not None and state.extension._account_loader is not None:
-        problems.append(
-            Problem(
-                "WARNING",
-                "payi_web.flask.W005",
-                "both PAYI_ACCOUNT_NAME and @account_loader are set; PAYI_ACCOUNT_NAME is used",
-                "remove one of them",
-            )
-        )
-    if s.INSTRUMENT and not is_instrumented():
+    if state.settings.INSTRUMENT and not is_instrumented():
         problems.append(
             Problem(
                 "WARNING",
@@ -156,36 +147,49 @@ def find_problems(app: Flask, state: PayiState) -> list[Problem]:
                 "something called payi_web.uninstrument(); or is openai/anthropic's HTTP library missing?",
             )
         )
+    return problems
+
+
+def _resolver_problems(state: PayiState) -> list[Problem]:
+    problems = []
+    for key, decorator, code in (
+        ("USER_ID", "@user_id_loader", "W004"),
+        ("ACCOUNT_NAME", "@account_loader", "W005"),
+    ):
+        if getattr(state.settings, key) is not None and state.extension.has_loader(key):
+            problems.append(
+                Problem(
+                    "WARNING",
+                    f"payi_web.flask.{code}",
+                    f"both {PREFIX + key} and {decorator} are set; {PREFIX + key} is used",
+                    "remove one of them",
+                )
+            )
+    return problems
+
+
+def _recording_problems(state: PayiState) -> list[Problem]:
+    config = state.config
     if not config.api_key and not config.ledger:
-        problems.append(
+        return [
             Problem(
                 "WARNING",
                 "payi_web.flask.W007",
                 "no Pay-i API key and the ledger is off: tracked calls are neither sent nor recorded",
                 "set PAYI_API_KEY, or PAYI_LEDGER to a file",
             )
-        )
-    if config.ledger:
-        directory = os.path.dirname(config.ledger) or "."
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            problems.append(
-                Problem(
-                    "ERROR",
-                    "payi_web.flask.E001",
-                    f"the ledger's directory {directory!r} does not exist or is not writable",
-                    "set PAYI_LEDGER (config key or environment variable) to a writable path, or False",
-                )
-            )
-    if state.user_id_resolver()[0] is None:
-        problems.append(
+        ]
+    directory = os.path.dirname(config.ledger or "") or "."
+    if config.ledger and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+        return [
             Problem(
-                "INFO",
-                "payi_web.flask.I001",
-                "requests get no user id: no PAYI_USER_ID, no @user_id_loader, and Flask-Login is "
-                "not set up on this app",
+                "ERROR",
+                "payi_web.flask.E001",
+                f"the ledger's directory {directory!r} does not exist or is not writable",
+                "set PAYI_LEDGER (config key or environment variable) to a writable path, or False",
             )
-        )
-    return problems
+        ]
+    return []
 
 
 @payi_cli.command("check")
@@ -198,7 +202,7 @@ def find_problems(app: Flask, state: PayiState) -> list[Problem]:
 )
 def check(fail_level: str) -> None:
     """Print the effective Pay-i configuration (API key redacted) and the problems found."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = proxied_object(current_app)
     state = _state(app)
     click.echo(f"payi-web configuration of app {app.name!r}:")
     lines = describe_configuration(app, state)
@@ -239,7 +243,7 @@ def report(options: tuple[str, ...]) -> None:
     """Usage per account, user, use case and model, from the ledger (--help for the options)."""
     from ..ledger import ReportError, ledger_path, run_report
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = proxied_object(current_app)
     state = _state(app)
     parser = _report_parser()
     args = parser.parse_args(list(options))  # argparse prints the usage and exits 2 on a bad option

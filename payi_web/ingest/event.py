@@ -29,27 +29,30 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from .._log import warn_once
-from ..headers import PayiHeaders as H
-from ..records import CallRecord, Units
+from ..core.field_table import FIELDS, Ingest
+from ..core.log import warn_once
+from ..core.records import CallRecord, Units
 
 __all__ = ["INGEST_HEADERS", "IngestEvent", "build_event", "wanted"]
 
 UNKNOWN_MODEL: Final = "system.unknown_model"
 
-# The context headers of an ingest POST, in Pay-i's spelling.
-INGEST_HEADERS: Final = (
-    H.LIMIT_IDS,
-    H.USE_CASE_NAME,
-    H.USE_CASE_ID,
-    H.USE_CASE_VERSION,
-    H.USE_CASE_STEP,
-    H.USER_ID,
-    H.ACCOUNT_NAME,
-    H.RESOURCE_SCOPE,
-    H.LOGGING_DISABLE,
-)
-_INGEST_HEADERS_LOWER: Final = tuple((name.lower(), name) for name in INGEST_HEADERS)
+
+def _headers_of(ingest: Ingest) -> tuple[tuple[str, str, str], ...]:
+    """(header, its lower-cased name, body key) of the fields an ingest event reports `ingest`-wise."""
+    return tuple(
+        (spec.header, spec.header.lower(), spec.body_key or "")
+        for spec in FIELDS
+        if spec.ingest is ingest and spec.header is not None
+    )
+
+
+# The context headers of an ingest POST, in Pay-i's spelling and the field table's order.
+INGEST_HEADERS: Final = tuple(header for header, _, _ in _headers_of(Ingest.HEADER))
+_INGEST_HEADERS_LOWER: Final = tuple((low, header) for header, low, _ in _headers_of(Ingest.HEADER))
+# The headers whose value replaces a body entry (price-as), and those sent as body properties.
+_REPLACING: Final = _headers_of(Ingest.BODY_REPLACES)
+_PROPERTIES: Final = _headers_of(Ingest.BODY_PROPERTIES)
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -74,11 +77,15 @@ def build_event(record: CallRecord) -> IngestEvent:
     given = {name.lower(): value for name, value in record.headers.items()}
     headers = {name: given[low] for low, name in _INGEST_HEADERS_LOWER if given.get(low)}
     body: dict[str, Any] = {
-        "category": given.get(H.PRICE_AS_CATEGORY.lower()) or record.category,
-        "resource": given.get(H.PRICE_AS_RESOURCE.lower()) or record.resource or UNKNOWN_MODEL,
+        "category": record.category,
+        "resource": record.resource or UNKNOWN_MODEL,
         "units": units_json(record.units),
         "end_to_end_latency_ms": max(0, round(record.latency_ms)),
     }
+    for _, low, key in _REPLACING:  # a price-as category or resource
+        value = given.get(low)
+        if value:
+            body[key] = value
     if record.time_to_first_token_ms is not None:
         body["time_to_first_token_ms"] = max(0, round(record.time_to_first_token_ms))
     if record.status is not None:
@@ -86,11 +93,8 @@ def build_event(record: CallRecord) -> IngestEvent:
     body["provider_uri"] = record.url
     body["event_timestamp"] = iso_utc(record.timestamp)
     body["provider_response_id"] = record.response_id or f"payi_{uuid.uuid4()}"
-    for key, header in (
-        ("properties", H.REQUEST_PROPERTIES),
-        ("use_case_properties", H.USE_CASE_PROPERTIES),
-    ):
-        properties = _properties(given.get(header.lower()), header)
+    for header, low, key in _PROPERTIES:
+        properties = _properties(given.get(low), header)
         if properties:
             body[key] = properties
     return IngestEvent(_encode(body).encode(), headers)

@@ -7,9 +7,7 @@ library fails there, with a clear message) and `install()` after.
 
 from __future__ import annotations
 
-import threading
-
-from ..records import add_sink, remove_sink
+from ..core.records import InstalledSink
 from .http import load_http
 from .sink import DeliveryOptions, IngestSink, IngestStats
 
@@ -23,8 +21,7 @@ __all__ = [
     "wanted",
 ]
 
-_lock = threading.Lock()
-_installed: IngestSink | None = None
+_installed: InstalledSink[IngestSink] = InstalledSink()
 _options = DeliveryOptions()
 
 
@@ -40,34 +37,27 @@ def check_available() -> None:
 def install(api_key: str | None, base_url: str) -> IngestSink | None:
     """Make an ingest sink for `api_key` at `base_url` the installed one (None: none).
 
-    The same key, URL and options keep the running sink. A replaced sink takes no more records
-    and delivers what it holds in the background, one last attempt each; `configure()` never
-    waits for the network.
+    The same key, URL and options keep the running sink. A replaced sink is retired: it takes no
+    more records and delivers what it holds in the background, one last attempt each
+    (`payi_web.flush()` waits for that); `configure()` never waits for the network.
     """
-    global _installed
-    with _lock:
-        old = _installed
-        if api_key and old is not None and old.matches(api_key, base_url, _options):
-            return old
-        new = IngestSink(api_key, base_url, _options) if api_key else None
-        if old is not None:
-            remove_sink(old)
-        if new is not None:
-            add_sink(new)
-        _installed = new
-    if old is not None:
-        old.close(timeout=0)
-    return new
+    options = _options
+    if not api_key:
+        return _installed.replace(lambda: None)
+    return _installed.replace(
+        lambda: IngestSink(api_key, base_url, options),
+        keep=lambda old: old.matches(api_key, base_url, options),
+    )
 
 
 def installed_sink() -> IngestSink | None:
     """The ingest sink `configure()` installed, if any."""
-    return _installed
+    return _installed.sink
 
 
 def stats() -> IngestStats:
     """Ingest counters of this process: sent, retried, failed, dropped, queued (zeros when off)."""
-    sink = _installed
+    sink = _installed.sink
     return sink.stats if sink is not None else IngestStats(enabled=False)
 
 
@@ -84,7 +74,7 @@ def set_delivery_options(options: DeliveryOptions | None = None) -> DeliveryOpti
     if options is not None and not isinstance(options, DeliveryOptions):
         raise TypeError(f"set_delivery_options(): expected DeliveryOptions, got {type(options).__name__}")
     _options = options or DeliveryOptions()
-    sink = _installed
+    sink = _installed.sink
     if sink is not None:
         install(sink._api_key, sink.base_url)
     return _options

@@ -28,18 +28,17 @@ import os
 import random
 import threading
 import time
-import weakref
 from collections import deque
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
 
-from .. import __version__
-from .._exit import ExitHooks
-from .._log import warn_once
-from ..records import CallRecord
+from .._version import __version__
+from ..core.log import warn_once
+from ..core.records import CallRecord
+from ..core.writer import BackgroundWriter, Queued
 from .event import IngestEvent, build_event, wanted
 from .http import BYPASS, Outcome, load_http, outcome_of_error, outcome_of_response
+from .options import DeliveryOptions, IngestStats
 
 __all__ = ["DeliveryOptions", "IngestSink", "IngestStats"]
 
@@ -49,69 +48,27 @@ INGEST_PATH: Final = "/api/v1/ingest"
 _LOG_INTERVAL: Final = 60.0  # seconds between two logs of the same kind of failure
 
 
-@dataclass(frozen=True)
-class DeliveryOptions:
-    """How an `IngestSink` delivers. Seconds for every duration."""
+class _Delivery:
+    """One record on its way: its event (built once, on a sender) and its failed attempts."""
 
-    max_queue: int = 10_000  # records held per process; beyond it new records are dropped
-    concurrency: int = 16  # sender threads (so POSTs in flight) per process, at most
-    timeout: float = 10.0  # one POST, connection included
-    initial_backoff: float = 0.5  # the first pause after a failure; doubles with each further one
-    max_backoff: float = 10.0  # the longest pause (Retry-After included)
-    max_attempts: int = 8  # failed attempts (while Pay-i answers others) before a record is given up
-    exit_timeout: float = 5.0  # how long interpreter exit waits for the queue to be delivered
-    idle_timeout: float = 30.0  # an extra sender idle this long leaves
+    __slots__ = ("attempts", "event", "healthy", "record")
 
-    def __post_init__(self) -> None:
-        for name in ("max_queue", "concurrency", "max_attempts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DeliveryOptions: {name} must be an int >= 1, got {value!r}")
-        for name in ("timeout", "initial_backoff", "max_backoff", "exit_timeout", "idle_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"DeliveryOptions: {name} must be a number >= 0, got {value!r}")
-        if self.timeout <= 0:
-            raise ValueError("DeliveryOptions: timeout must be > 0")
-
-
-@dataclass(frozen=True)
-class IngestStats:
-    """This process's counts since the sink was created (or since this process was forked)."""
-
-    enabled: bool  # ingest mode is on (an API key is configured and proxy is not True)
-    sent: int = 0  # events Pay-i accepted
-    retried: int = 0  # attempts that failed and were scheduled again
-    failed: int = 0  # records given up: rejected (4xx), or retries exhausted
-    dropped: int = 0  # records never delivered: the queue was full, the sink closed, or exit came first
-    queued: int = 0  # records waiting or in flight now
-    last_error: str | None = None  # the latest failure, e.g. "HTTP 401: invalid_api_key: ..."
-
-
-class _Item:
-    __slots__ = ("attempts", "event", "record", "seq")
-
-    def __init__(self, record: CallRecord, seq: int) -> None:
+    def __init__(self, record: CallRecord) -> None:
         self.record = record
-        self.seq = seq
         self.event: IngestEvent | None = None
         self.attempts = 0
+        self.healthy = True  # Pay-i was answering when a sender took it (else: a probe)
 
 
-class _Waiter:
-    """A `flush()` waiting for every record queued before it (`seq <= target`) to be settled."""
+class IngestSink(BackgroundWriter[_Delivery]):
+    """A `payi_web` sink that reports every call record (made without the proxy) to Pay-i.
 
-    __slots__ = ("done", "lost", "remaining", "target")
+    `flush()` is True when what was queued before it was delivered in time, and no record queued
+    since the previous flush was given up (refused, attempts exhausted) before it.
+    """
 
-    def __init__(self, target: int, remaining: int) -> None:
-        self.target = target
-        self.remaining = remaining
-        self.lost = False
-        self.done = threading.Event()
-
-
-class IngestSink:
-    """A `payi_web` sink that reports every call record (made without the proxy) to Pay-i."""
+    thread_name = "payi-ingest-sender"
+    requeues = True  # a failed attempt puts the record back
 
     def __init__(self, api_key: str, base_url: str, options: DeliveryOptions | None = None) -> None:
         if not api_key:
@@ -119,11 +76,14 @@ class IngestSink:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + INGEST_PATH
-        self.options = options or DeliveryOptions()
+        self.options = options = options or DeliveryOptions()
         self._http: ModuleType = load_http()  # raises IngestUnavailable (an ImportError) now, not later
-        self._closing = False
-        self._init_process_state()
-        _live.add(self)
+        super().__init__(
+            max_queue=options.max_queue,
+            max_workers=options.concurrency,
+            idle_timeout=options.idle_timeout,
+            exit_timeout=options.exit_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"IngestSink({self.url!r})"
@@ -131,248 +91,142 @@ class IngestSink:
     def matches(self, api_key: str, base_url: str, options: DeliveryOptions) -> bool:
         return (api_key, base_url.rstrip("/"), options) == (self._api_key, self.base_url, self.options)
 
-    def _init_process_state(self) -> None:
-        """Everything that belongs to one process: fresh at creation and in a forked child."""
-        self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Item] = deque()
-        self._seq = 0
-        self._in_flight = 0
-        self._senders = 0  # sender threads alive (or being started)
-        self._idle = 0  # senders waiting for work
+    def _reset(self) -> None:
         self._failures = 0  # consecutive failed attempts: Pay-i is failing while > 0
         self._backoff_until = 0.0  # time.monotonic() before which no attempt is made
         self._outage_since = 0.0
         self._hurry = False  # closing or exiting: no backoff, one last attempt per record
-        self._waiters: list[_Waiter] = []
         self._client: Any = None
         self._client_lock = threading.Lock()
-        self._sent = self._retried = self._failed = self._dropped = 0
-        # Queued records given up (refused, attempts exhausted) while no flush() waited for them:
-        # the next flush() says so, whenever their delivery ended.
-        self._lost_unreported = 0
+        self._sent = self._retried = self._failed = 0
         self._last_error: str | None = None
         self._last_logged: dict[str, float] = {}
         self._logs: deque[tuple[int, str, tuple[object, ...]]] = deque()  # to log once unlocked
         self._suppressed: dict[str, int] = {}
 
-    def _after_fork(self) -> None:
-        # The parent's connections must not be used (or closed) here: kept alive and forgotten.
-        if self._client is not None:
-            _abandoned.append(self._client)
-        self._init_process_state()
+    def _inherited(self) -> Any:
+        return self._client  # the parent's connections: never used (or closed) in a child
 
     # -- the calling thread ----------------------------------------------------------------
 
     def record(self, call: CallRecord) -> None:
         """Queue `call` for delivery; never blocks on the network, never raises."""
-        if not wanted(call):
-            return
-        if self._pid != os.getpid():
-            self._after_fork()
-        start = False
-        with self._cond:
-            if self._closing or len(self._queue) + self._in_flight >= self.options.max_queue:
-                self._dropped += 1
-                dropped = self._dropped
-            else:
-                dropped = 0
-                self._seq += 1
-                self._queue.append(_Item(call, self._seq))
-                if self._idle:
-                    self._cond.notify()
-                elif self._senders == 0 or (
-                    # every sender is busy (a slow Pay-i, a backlog): one more, up to `concurrency`
-                    self._senders < self.options.concurrency and self._failures == 0
-                ):
-                    self._senders += 1
-                    start = True
-        if dropped:
-            with self._cond:
-                self._log_drop(dropped)
-            self._emit_logs()
-        elif start:
-            self._start_sender()
+        if wanted(call):
+            self._put(_Delivery(call))
 
-    def _log_drop(self, dropped: int) -> None:
+    def _on_drop(self, dropped: int) -> None:
         reason = "the sink is closed" if self._closing else f"the queue is full ({self.options.max_queue})"
-        self._log(
-            "dropped",
-            "payi_web: a call record was not queued for Pay-i because %s; calls go on, drops are counted "
-            "(%d so far, payi_web.ingest.stats())",
-            reason,
-            dropped,
-        )
+        with self._state.cond:
+            self._log(
+                "dropped",
+                "payi_web: a call record was not queued for Pay-i because %s; calls go on, drops are "
+                "counted (%d so far, payi_web.ingest.stats())",
+                reason,
+                dropped,
+            )
+        self._emit_logs()
 
     # -- control ---------------------------------------------------------------------------
 
     @property
     def stats(self) -> IngestStats:
+        state = self._current()
         return IngestStats(
             enabled=True,
             sent=self._sent,
             retried=self._retried,
             failed=self._failed,
-            dropped=self._dropped,
-            queued=len(self._queue) + self._in_flight,
+            dropped=state.dropped,
+            queued=self._waiting(state),
             last_error=self._last_error,
         )
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Deliver what is queued now, trying at once; True when all of it was delivered within
-        `timeout`, and no record queued since the previous flush was given up (refused by Pay-i,
-        attempts exhausted) before it. Records dropped for a full queue were never queued."""
-        if self._pid != os.getpid():
-            self._after_fork()
-        with self._cond:
-            lost_before, self._lost_unreported = self._lost_unreported, 0
-            pending = len(self._queue) + self._in_flight
-            if not pending:
-                return not lost_before
-            waiter = _Waiter(self._seq, pending)
-            self._waiters.append(waiter)
-            self._backoff_until = 0.0  # an explicit flush tries now (one probe if Pay-i was failing)
-            self._cond.notify_all()
-            start = self._senders == 0
-            if start:
-                self._senders = 1
-        if start:
-            self._start_sender()
-        if not waiter.done.wait(timeout):
-            with self._cond:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-            return False
-        return not (waiter.lost or lost_before)
+    def _on_flush(self) -> None:
+        self._backoff_until = 0.0  # an explicit flush tries now (one probe if Pay-i was failing)
 
     def close(self, timeout: float | None = 0.0) -> bool:
         """Stop taking records; deliver what is held in the background, one last attempt each (no
         backoff); wait up to `timeout` for that. True when everything was delivered in time."""
-        with self._cond:
-            self._closing = True
+        state = self._current()
+        with state.cond:
             self._hurry = True
-            self._cond.notify_all()
-        return self.flush(timeout) if timeout is None or timeout > 0 else not self.stats.queued
+        return super().close(timeout)
 
-    def _exit(self, deadline: float) -> None:
+    def _at_exit(self, deadline: float) -> None:
         """At interpreter exit: deliver what is queued until `deadline`, one last attempt each."""
-        with self._cond:
+        state = self._state
+        with state.cond:
             self._hurry = True
-            self._cond.notify_all()
+            state.cond.notify_all()
         if not self.flush(max(0.0, deadline - time.monotonic())):
-            with self._cond:
-                left = len(self._queue) + self._in_flight
-                self._dropped += left
+            with state.cond:
+                left = self._waiting(state)
+                state.dropped += left
             if left:
                 logger.warning(
                     "payi_web: %d call record(s) not delivered to Pay-i before exit in process %d (dropped)",
                     left,
                     os.getpid(),
                 )
-        if self._failed or self._dropped:
+        if self._failed or state.dropped:
             logger.warning(
                 "payi_web: Pay-i ingest in process %d: %d delivered, %d failed, %d dropped (last error: %s)",
                 os.getpid(),
                 self._sent,
                 self._failed,
-                self._dropped,
+                state.dropped,
                 self._last_error,
             )
 
     # -- the senders -----------------------------------------------------------------------
 
-    def _start_sender(self) -> None:
-        """Start a sender thread; `_senders` was counted up for it already."""
-        thread = threading.Thread(target=self._run, name="payi-ingest-sender", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:  # e.g. "can't create new thread at interpreter shutdown"
-            with self._cond:
-                self._senders -= 1
-                alone = self._senders == 0
-            if alone:
-                self._deliver_inline()
-            return
-        _exit_hooks.ensure()
-
-    def _deliver_inline(self) -> None:
+    def _cannot_start(self) -> None:
         """No thread can start (interpreter shutdown): deliver in this thread, one attempt each."""
+        state = self._state
         deadline = time.monotonic() + self.options.exit_timeout
-        with self._cond:
+        with state.cond:
             self._hurry = True
         while time.monotonic() < deadline:
-            with self._cond:
-                if not self._queue:
+            with state.cond:
+                if not state.queue:
                     return
-                item = self._queue.popleft()
-                self._in_flight += 1
-            self._attempt(item, healthy=False)
+                batch = self._take(state)
+            for _seq, delivery in batch:
+                delivery.healthy = False  # a last attempt, that Pay-i's health says nothing about
+            self._handle(batch)
 
-    def _run(self) -> None:
-        pid = self._pid
+    def _may_grow(self) -> bool:
+        return self._failures == 0  # while Pay-i is failing, no more senders
+
+    def _delay(self, now: float) -> float | None:
+        if self._hurry:
+            return 0.0
+        if now < self._backoff_until:
+            return self._backoff_until - now
+        if self._failures and self._state.in_flight:
+            return None  # while Pay-i is failing, one probe at a time
+        return 0.0
+
+    def _on_take(self, batch: list[Queued[_Delivery]]) -> None:
+        for _seq, delivery in batch:
+            delivery.healthy = self._failures == 0
+
+    def _handle(self, batch: list[Queued[_Delivery]]) -> None:
+        for queued in batch:
+            self._attempt(queued)
+
+    def _attempt(self, queued: Queued[_Delivery]) -> None:
+        delivery = queued[1]
         try:
-            while True:
-                with self._cond:
-                    item = self._next_item(pid)
-                    if item is None:
-                        return
-                    healthy = self._failures == 0
-                    grow = (
-                        healthy
-                        and bool(self._queue)
-                        and self._idle == 0
-                        and self._senders < self.options.concurrency
-                    )
-                    if grow:
-                        self._senders += 1
-                if grow:
-                    self._start_sender()
-                self._attempt(item, healthy)
-        finally:
-            with self._cond:
-                if self._pid == pid:
-                    self._senders -= 1
-
-    def _next_item(self, pid: int) -> _Item | None:
-        """The next record to send, waiting for one (or for the backoff); None: this sender leaves."""
-        idle_since = time.monotonic()
-        while True:
-            if self._pid != pid:  # this process forked and this is a stale thread object (never runs)
-                return None
-            now = time.monotonic()
-            wait: float | None = None
-            if self._queue:
-                if self._hurry or now >= self._backoff_until:
-                    # While Pay-i is failing, one probe at a time.
-                    if self._failures == 0 or self._hurry or self._in_flight == 0:
-                        self._in_flight += 1
-                        return self._queue.popleft()
-                else:
-                    wait = self._backoff_until - now
-            elif self._closing:
-                return None
-            elif self._senders > 1:
-                left = self.options.idle_timeout - (now - idle_since)
-                if left <= 0:
-                    return None
-                wait = left
-            self._idle += 1
-            try:
-                self._cond.wait(wait)
-            finally:
-                self._idle -= 1
-
-    def _attempt(self, item: _Item, healthy: bool) -> None:
-        try:
-            if item.event is None:
-                item.event = build_event(item.record)
+            if delivery.event is None:
+                delivery.event = build_event(delivery.record)
         except Exception:
             warn_once("ingest-build", "payi_web: could not build an ingest event", exc_info=True)
             outcome = Outcome(ok=False, error="could not build the ingest event")
         else:
-            outcome = self._post(item.event)
-        with self._cond:
-            self._settle(item, outcome, healthy)
+            outcome = self._post(delivery.event)
+        with self._state.cond:
+            self._settle(queued, outcome)
         self._emit_logs()
 
     def _post(self, event: IngestEvent) -> Outcome:
@@ -410,13 +264,14 @@ class IngestSink:
 
     # -- outcomes (under the lock) ---------------------------------------------------------
 
-    def _settle(self, item: _Item, outcome: Outcome, healthy: bool) -> None:
-        self._in_flight -= 1
+    def _settle(self, queued: Queued[_Delivery], outcome: Outcome) -> None:
+        seq, item = queued
+        healthy = item.healthy
         if outcome.ok:
             self._sent += 1
             if self._failures:
                 self._recovered()
-            self._settled(item, lost=False)
+            self._settled(seq, lost=False)
             return
         self._last_error = outcome.error
         if not outcome.retryable:
@@ -429,8 +284,8 @@ class IngestSink:
                 outcome.error,
                 self._failed,
             )
-            self._settled(item, lost=True)
-            self._cond.notify_all()
+            self._settled(seq, lost=True)
+            self._state.cond.notify_all()
             return
         if healthy:
             item.attempts += 1  # a failure while Pay-i answers others: the record's own budget
@@ -447,10 +302,10 @@ class IngestSink:
                 outcome.error,
                 self._failed,
             )
-            self._settled(item, lost=True)
+            self._settled(seq, lost=True)
         else:
             self._retried += 1
-            self._queue.append(item)  # at the back: every waiting record gets its turn to probe
+            self._requeue(queued)  # at the back: every waiting record gets its turn to probe
             if self._failures == 1:
                 self._log(
                     "retrying",
@@ -459,7 +314,7 @@ class IngestSink:
                     outcome.error,
                 )
         self._backoff_until = max(self._backoff_until, time.monotonic() + self._backoff(outcome))
-        self._cond.notify_all()
+        self._state.cond.notify_all()
 
     def _backoff(self, outcome: Outcome) -> float:
         options = self.options
@@ -474,23 +329,10 @@ class IngestSink:
         down = time.monotonic() - self._outage_since
         self._failures = 0
         self._backoff_until = 0.0
-        self._cond.notify_all()  # full concurrency again
+        self._state.cond.notify_all()  # full concurrency again
         self._last_logged.pop("retrying", None)  # the next outage is logged again
         message = "payi_web: delivering call records to Pay-i again (after %.1f s of failures)"
         self._logs.append((logging.INFO, message, (down,)))
-
-    def _settled(self, item: _Item, lost: bool) -> None:
-        waited = False
-        for waiter in list(self._waiters):
-            if item.seq <= waiter.target:
-                waited = True
-                waiter.lost = waiter.lost or lost
-                waiter.remaining -= 1
-                if waiter.remaining <= 0:
-                    waiter.done.set()
-                    self._waiters.remove(waiter)
-        if lost and not waited:
-            self._lost_unreported += 1
 
     def _log(self, kind: str, message: str, *args: object) -> None:
         """Log `kind` at WARNING at most once a minute, saying how many were left out since.
@@ -516,31 +358,3 @@ class IngestSink:
             except IndexError:
                 return
             logger.log(level, message, *args)
-
-
-# Every sink alive in this process, for the fork and exit hooks.
-_live: weakref.WeakSet[IngestSink] = weakref.WeakSet()
-# HTTP clients inherited through fork(): never touched again.
-_abandoned: list[Any] = []
-
-
-def _after_fork_in_child() -> None:
-    for sink in list(_live):
-        sink._after_fork()
-
-
-def _flush_all_at_exit() -> None:
-    pid = os.getpid()
-    sinks = [sink for sink in list(_live) if sink._pid == pid and (sink._senders or sink._queue)]
-    if not sinks:
-        return
-    deadline = time.monotonic() + max(sink.options.exit_timeout for sink in sinks)
-    for sink in sinks:
-        try:
-            sink._exit(deadline)
-        except Exception:  # exit goes on
-            logger.debug("payi_web: ingest flush at exit failed", exc_info=True)
-
-
-_exit_hooks = ExitHooks(_flush_all_at_exit)
-os.register_at_fork(after_in_child=_after_fork_in_child)

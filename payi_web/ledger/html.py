@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Final
 
+from ..core.config import current_config
 from .query import Bucket, ReportError, Usage, parse_since, read_usage
 from .report import ESTIMATE_NOTE, report_db, table_rows
 from .schema import Price
@@ -54,8 +55,6 @@ def render_usage_page(
     """
     path = report_db(db)
     if prices is None:
-        from ..config import current_config
-
         prices = current_config().prices
     since_text = since if isinstance(since, str) else None
     body: list[str] = [

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Final
+from typing import Any, Final
 
 from .schema import Price, connect, estimate_cost, format_timestamp, parse_timestamp, price_key
 
@@ -189,7 +189,21 @@ def read_usage(
     """
     keys = parse_by(list(by))
     since = parse_since(since)
-    columns = [*_COLUMNS, *(GROUP_KEYS[k] for k in keys)]
+    rows = _select(db, [*_COLUMNS, *(GROUP_KEYS[k] for k in keys)], since)
+    groups, total, per_bucket = _tally(rows, prices or {})
+    for group in (*groups, total):
+        group.latencies.sort()
+        group.p50_latency_ms = percentile(group.latencies, 50)
+        group.p95_latency_ms = percentile(group.latencies, 95)
+    ordered = sorted(groups, key=lambda g: (-g.tokens, -g.calls, tuple((k is None, k or "") for k in g.key)))
+    buckets, width = _buckets(per_bucket, since)
+    return Usage(
+        db=db, by=keys, since=since, groups=ordered, total=total, buckets=buckets, bucket_width=width
+    )
+
+
+def _select(db: str, columns: Sequence[str], since: datetime | None) -> list[tuple[Any, ...]]:
+    """`columns` of the calls since `since` in the ledger `db`, oldest first."""
     sql = f"SELECT {', '.join(columns)} FROM calls"
     params: list[str] = []
     if since is not None:
@@ -198,13 +212,18 @@ def read_usage(
     sql += " ORDER BY timestamp"
     conn = _open(db)
     try:
-        rows = conn.execute(sql, params).fetchall()
+        return conn.execute(sql, params).fetchall()
     except sqlite3.Error as exc:
         raise ReportError(f"cannot read the ledger {db}: {exc}") from None
     finally:
         conn.close()
 
-    prices = prices or {}
+
+def _tally(
+    rows: list[tuple[Any, ...]], prices: Mapping[str, Price]
+) -> tuple[list[GroupUsage], GroupUsage, list[tuple[datetime, int, int]]]:
+    """The rows (`_COLUMNS`, then the group keys) summed per group and in total, and each call's
+    (time, input tokens, output tokens) for the buckets."""
     groups: dict[tuple[str | None, ...], GroupUsage] = {}
     total = GroupUsage(key=())
     per_bucket: list[tuple[datetime, int, int]] = []
@@ -231,19 +250,7 @@ def read_usage(
                 target.priced_calls += 1
                 target.estimated_cost_usd = (target.estimated_cost_usd or 0.0) + cost
         per_bucket.append((parse_timestamp(stamp), input_tokens or 0, output_tokens or 0))
-
-    for group in (*groups.values(), total):
-        group.latencies.sort()
-        group.p50_latency_ms = percentile(group.latencies, 50)
-        group.p95_latency_ms = percentile(group.latencies, 95)
-    ordered = sorted(
-        groups.values(),
-        key=lambda g: (-g.tokens, -g.calls, tuple((k is None, k or "") for k in g.key)),
-    )
-    buckets, width = _buckets(per_bucket, since)
-    return Usage(
-        db=db, by=keys, since=since, groups=ordered, total=total, buckets=buckets, bucket_width=width
-    )
+    return list(groups.values()), total, per_bucket
 
 
 def _buckets(

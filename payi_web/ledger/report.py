@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TextIO
 
+from ..core.config import current_config
 from .query import DEFAULT_BY, GROUP_KEYS, GroupUsage, ReportError, Usage, parse_by, parse_since, read_usage
 from .schema import Price
 from .setup import ledger_path, validate_prices
@@ -125,8 +126,6 @@ def report_db(db: str | os.PathLike[str] | None = None) -> str:
     """The ledger a report reads: `db` if given, else the rule `configure()` writes by."""
     if db:
         return os.path.abspath(os.path.expanduser(os.fspath(db)))
-    from ..config import current_config
-
     return ledger_path(current_config().ledger)
 
 
@@ -135,8 +134,6 @@ def run_report(options: ReportOptions | argparse.Namespace | Mapping[str, Any], 
     opts = ReportOptions.coerce(options)
     prices = opts.prices
     if prices is None:
-        from ..config import current_config
-
         prices = current_config().prices
     usage = read_usage(report_db(opts.db), by=opts.by, since=opts.since, prices=prices)
     out.write(format_usage(usage, opts.format))

@@ -18,12 +18,13 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from ..records import CallRecord, Units
+from ..core.field_table import BOOL, FIELDS, IDS, INT, LAZY_STR, PROPS, STR, Kind
+from ..core.records import CallRecord, Units
 
 __all__ = [
     "COLUMNS",
@@ -45,10 +46,82 @@ Price = tuple[float, float]
 
 SCHEMA_VERSION: Final = 1
 
-# Version -> the statements that bring a file from the previous version to it.
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
-    1: (
-        """
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+# SQLite's INTEGER is a signed 64-bit number; binding a larger Python int raises OverflowError.
+_INTEGER_MAX: Final = 2**63 - 1
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str | None) -> str | None:
+    """`value` as UTF-8 can hold it: surrogate code points, which sqlite3 refuses to bind, as U+FFFD."""
+    if value is None or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _integer(value: int | None) -> int | None:
+    """An integer SQLite can store; beyond 64 bits unknown (NULL) rather than a wrong, clamped number."""
+    if isinstance(value, int) and -_INTEGER_MAX - 1 <= value <= _INTEGER_MAX:
+        return value
+    return None
+
+
+def _real(value: float | None) -> float | None:
+    """A finite number of milliseconds, or NULL: NaN or infinity measures nothing."""
+    try:
+        number = float(value)  # type: ignore[arg-type]  # None, or an int too large for a float
+    except (TypeError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: int | None) -> int | None:
+    """A token count: a non-negative integer SQLite can store; anything else unknown (NULL), never 0."""
+    return value if type(value) is int and 0 <= value <= _INTEGER_MAX else None
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else _text(_encode(value))
+
+
+def _bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _json_list(value: tuple[str, ...] | None) -> str | None:
+    return None if value is None else _json(list(value))
+
+
+# How a context field of each kind is stored: its SQL type, a note on it, and its snapshot value
+# as SQLite stores it.
+_STORED: Final[dict[Kind, tuple[str, str, Callable[[Any], object]]]] = {
+    STR: ("TEXT", "", _text),
+    LAZY_STR: ("TEXT", "", _text),
+    INT: ("INTEGER", "", _integer),
+    BOOL: ("INTEGER", "", _bool),
+    IDS: ("TEXT", "JSON array", _json_list),
+    PROPS: ("TEXT", "JSON object", _json),
+}
+# The context fields the ledger stores, and how, in COLUMNS order.
+_LEDGER_FIELDS: Final = tuple(spec for spec in FIELDS if spec.ledger_since is not None)
+_STORE_FIELDS: Final = tuple((spec.name, _STORED[spec.kind][2]) for spec in _LEDGER_FIELDS)
+
+
+Row = tuple[object, ...]
+
+
+def _create_calls() -> str:
+    """Version 1's `calls` table: the call's columns, the context fields' of version 1, the usage."""
+    context = "".join(
+        f"\n            {name} {sql}," + (f"  -- {note}" if note else "")
+        for name, sql, note in _context_columns(1)
+    )
+    return f"""
         CREATE TABLE calls (
             id INTEGER PRIMARY KEY,
             timestamp TEXT NOT NULL,            -- call start, UTC, 'YYYY-MM-DDTHH:MM:SS.ffffffZ'
@@ -62,21 +135,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             streamed INTEGER,
             proxied INTEGER,
             failed INTEGER NOT NULL,
-            response_id TEXT,
-            use_case_name TEXT,
-            use_case_id TEXT,
-            use_case_version INTEGER,
-            use_case_step TEXT,
-            use_case_properties TEXT,           -- JSON object
-            limit_ids TEXT,                     -- JSON array
-            user_id TEXT,
-            account_name TEXT,
-            request_properties TEXT,            -- JSON object
-            price_as_category TEXT,
-            price_as_resource TEXT,
-            resource_scope TEXT,
-            proxy INTEGER,
-            log_prompt_and_response INTEGER,
+            response_id TEXT,{context}
             input_tokens INTEGER,               -- all input: text + cache read + cache write
             output_tokens INTEGER,              -- all output: text + reasoning
             text_input_tokens INTEGER,
@@ -84,15 +143,27 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             cache_read_tokens INTEGER,
             cache_write_tokens INTEGER,
             reasoning_tokens INTEGER,
-            units TEXT,                         -- JSON: every unit kind as reported, {} when unknown
+            units TEXT,                         -- JSON: every unit kind as reported, {{}} when unknown
             estimated_cost_usd REAL             -- from the configured price table; NULL: no price known
         )
-        """,
-        "CREATE INDEX calls_timestamp ON calls (timestamp)",
-    ),
-}
+        """
 
-Row = tuple[object, ...]
+
+def _context_columns(version: int) -> list[tuple[str, str, str]]:
+    """(name, SQL type, note) of the context fields' columns that schema `version` added."""
+    return [(spec.name, *_STORED[spec.kind][:2]) for spec in FIELDS if spec.ledger_since == version]
+
+
+def _migration(version: int) -> tuple[str, ...]:
+    """The statements that bring a file from the previous version to `version`.
+
+    A context field added to the field table later (`ledger_since` of a new version) gets its
+    column here, by ALTER TABLE: version 1's statements never change, for files made by it.
+    """
+    if version == 1:
+        return (_create_calls(), "CREATE INDEX calls_timestamp ON calls (timestamp)")
+    return tuple(f"ALTER TABLE calls ADD COLUMN {name} {sql}" for name, sql, _ in _context_columns(version))
+
 
 # The columns `row_for` fills, in order.
 COLUMNS: Final[tuple[str, ...]] = (
@@ -108,20 +179,7 @@ COLUMNS: Final[tuple[str, ...]] = (
     "proxied",
     "failed",
     "response_id",
-    "use_case_name",
-    "use_case_id",
-    "use_case_version",
-    "use_case_step",
-    "use_case_properties",
-    "limit_ids",
-    "user_id",
-    "account_name",
-    "request_properties",
-    "price_as_category",
-    "price_as_resource",
-    "resource_scope",
-    "proxy",
-    "log_prompt_and_response",
+    *(spec.name for spec in _LEDGER_FIELDS),
     "input_tokens",
     "output_tokens",
     "text_input_tokens",
@@ -203,7 +261,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
         version = schema_version(conn)  # again, under the lock: another process may have migrated
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[target]:
+            for statement in _migration(target):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO payi_schema (version, applied_at) VALUES (?, ?)",
@@ -228,53 +286,6 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc)
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-# SQLite's INTEGER is a signed 64-bit number; binding a larger Python int raises OverflowError.
-_INTEGER_MAX: Final = 2**63 - 1
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
-
-
-def _text(value: str | None) -> str | None:
-    """`value` as UTF-8 can hold it: surrogate code points, which sqlite3 refuses to bind, as U+FFFD."""
-    if value is None or value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", value)
-    return value
-
-
-def _integer(value: int | None) -> int | None:
-    """An integer SQLite can store; beyond 64 bits unknown (NULL) rather than a wrong, clamped number."""
-    if isinstance(value, int) and -_INTEGER_MAX - 1 <= value <= _INTEGER_MAX:
-        return value
-    return None
-
-
-def _real(value: float | None) -> float | None:
-    """A finite number of milliseconds, or NULL: NaN or infinity measures nothing."""
-    try:
-        number = float(value)  # type: ignore[arg-type]  # None, or an int too large for a float
-    except (TypeError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _count(value: int | None) -> int | None:
-    """A token count: a non-negative integer SQLite can store; anything else unknown (NULL), never 0."""
-    return value if type(value) is int and 0 <= value <= _INTEGER_MAX else None
-
-
-def _json(value: object) -> str | None:
-    return None if value is None else _text(_encode(value))
-
-
-def _bool(value: bool | None) -> int | None:
-    return None if value is None else int(value)
 
 
 def _side(units: Mapping[str, Units], kind: str, side: str) -> int | None:
@@ -321,20 +332,7 @@ def row_for(call: CallRecord, prices: Mapping[str, Price]) -> Row:
         int(call.proxied),
         int(call.failed),
         _text(call.response_id),
-        _text(ctx.use_case_name),
-        _text(ctx.use_case_id),
-        _integer(ctx.use_case_version),
-        _text(ctx.use_case_step),
-        _json(ctx.use_case_properties),
-        _json(list(ctx.limit_ids) if ctx.limit_ids is not None else None),
-        _text(ctx.user_id),
-        _text(ctx.account_name),
-        _json(ctx.request_properties),
-        _text(ctx.price_as_category),
-        _text(ctx.price_as_resource),
-        _text(ctx.resource_scope),
-        _bool(ctx.proxy),
-        _bool(ctx.log_prompt_and_response),
+        *[store(getattr(ctx, name)) for name, store in _STORE_FIELDS],
         input_tokens,
         output_tokens,
         _side(units, "text", "input"),

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Mapping
 from typing import Final
 
-from ..records import add_sink, retire_sink
+from ..core.records import InstalledSink
 from .schema import Price
 from .sink import LedgerSink
 
@@ -30,8 +29,7 @@ __all__ = [
 DEFAULT_FILENAME: Final = "payi_ledger.sqlite3"
 ENV_VAR: Final = "PAYI_LEDGER"
 
-_lock = threading.Lock()
-_installed: LedgerSink | None = None
+_installed: InstalledSink[LedgerSink] = InstalledSink()
 
 
 def ledger_path(setting: str | os.PathLike[str] | bool | None = None) -> str:
@@ -89,25 +87,15 @@ def validate_prices(prices: object) -> dict[str, Price]:
 
 
 def install(path: str | None, prices: Mapping[str, Price] | None = None) -> LedgerSink | None:
-    """Make a ledger sink on `path` the installed one (None: none), closing the previous one.
+    """Make a ledger sink on `path` the installed one (None: none), retiring the previous one.
 
     Never touches the file: the new sink opens it on its first write, and the previous one
     writes what it held in the background (`payi_web.flush()` waits for that), since another
     process may hold the file's lock for seconds and configuration must not wait on it.
     """
-    global _installed
-    with _lock:
-        old, new = _installed, (LedgerSink(path, prices=prices) if path else None)
-        if old is not None:
-            retire_sink(old)
-        if new is not None:
-            add_sink(new)
-        _installed = new
-    if old is not None:
-        old.close(timeout=0)
-    return new
+    return _installed.replace(lambda: LedgerSink(path, prices=prices) if path else None)
 
 
 def installed_sink() -> LedgerSink | None:
     """The ledger sink `configure()` installed, if any (e.g. to read its `stats` or `flush()` it)."""
-    return _installed
+    return _installed.sink

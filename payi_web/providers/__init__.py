@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.config import current_config
 from .anthropic import Anthropic
 from .base import Endpoint, Provider, RequestFacts, ResponseFacts, StreamState, parse_json
 from .openai import AzureOpenAI, OpenAI
@@ -24,7 +25,7 @@ __all__ = [
     "classify",
     "parse_json",
     "prepare_body",
-    "proxy_paths",
+    "proxy_url",
     "register",
 ]
 
@@ -42,10 +43,14 @@ def register(provider: Provider) -> None:
 _PROXY_ONLY = {"aws.bedrock": "/api/v1/proxy/aws.bedrock"}
 
 
-def proxy_paths() -> dict[str, str]:
-    """The path of Pay-i's proxy for each provider it proxies, by the name `proxy_url()` takes."""
+def proxy_url(provider: str) -> str:
+    """The Pay-i proxy's base URL for `provider`: e.g. `OpenAI(base_url=payi_web.proxy_url("openai"))`."""
     paths = {p.proxy_name: p.proxy_path for p in _providers if p.proxy_name and p.proxy_path}
-    return {**paths, **_PROXY_ONLY}
+    paths.update(_PROXY_ONLY)
+    path = paths.get(provider)
+    if path is None:
+        raise ValueError(f"proxy_url(): unknown provider {provider!r}; known: {', '.join(paths)}")
+    return current_config().base_url + path
 
 
 def classify(method: str, host: str, path: str) -> Endpoint | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import Units
+from ..core.records import Units
 from .base import Endpoint, Provider, StreamState, optional_count, side_count
 
 __all__ = ["Anthropic"]

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from ..records import Units
+from ..core.records import Units
 
 __all__ = [
     "Endpoint",

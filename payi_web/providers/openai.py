@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..records import Units
+from ..core.records import Units
 from .base import Endpoint, Provider, RequestFacts, StreamState, minus, optional_count, side_count
 
 __all__ = ["AzureOpenAI", "OpenAI"]
@@ -14,6 +14,21 @@ _KINDS = (("/chat/completions", "chat"), ("/completions", "completions"), ("/emb
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 # The two spellings of usage: chat, completions and embeddings; the Responses API.
 _CHAT_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+# What the usage-only chunk payi-web asks for holds. One with anything else (Pay-i's proxy puts
+# its `xproxy_result` on the last chunk) is the caller's too, and is passed on whole.
+_USAGE_CHUNK_KEYS = frozenset(
+    {
+        "id",
+        "object",
+        "created",
+        "model",
+        "choices",
+        "usage",
+        "system_fingerprint",
+        "service_tier",
+        "obfuscation",
+    }
+)
 _RESPONSES_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
 
@@ -87,7 +102,7 @@ class OpenAI(Provider):
         units = self.units(payload.get("usage"))
         if units:
             state.units = units
-            if hide_added_usage and payload.get("choices") == []:
+            if hide_added_usage and payload.get("choices") == [] and payload.keys() <= _USAGE_CHUNK_KEYS:
                 return False
         return True
 

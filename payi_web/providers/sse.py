@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..records import Units
+from ..core.records import Units
 from .base import Endpoint, StreamState, parse_json
 
 __all__ = ["StreamObserver"]
@@ -62,7 +62,7 @@ class StreamObserver:
 
     def _observe(self, event: bytes) -> bool:
         line = event.rstrip(b"\r\n")
-        if line.startswith(b"data:") and line.find(b"\n") < 0 and line.find(b"\r") < 0:
+        if line.startswith(b"data:") and b"\n" not in line and b"\r" not in line:
             data = line[5:].lstrip()  # the usual event: one data line
         else:
             lines = event.splitlines()

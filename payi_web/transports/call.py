@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from .. import records
-from .._log import warn_once
-from ..config import Config
-from ..context import Frame
-from ..headers import CANONICAL, PayiHeaders, context_headers, merge_headers
+from ..core import records
+from ..core.config import Config
+from ..core.context import Frame
+from ..core.headers import CANONICAL, PayiHeaders, context_headers, merge_headers
+from ..core.log import warn_once
 from ..providers import Endpoint, RequestFacts, ResponseFacts, StreamObserver, classify, parse_json
 
 __all__ = ["Call", "Route", "attribution", "bound_for_payi", "route"]
@@ -88,15 +88,10 @@ class Call:
     """A GenAI call in flight: what is needed to build its record when it ends."""
 
     def __init__(
-        self, endpoint: Endpoint, frame: Frame, url: str, method: str, proxied: bool, facts: RequestFacts,
+        self, where: Route, endpoint: Endpoint, method: str, frame: Frame, facts: RequestFacts,
         headers: Mapping[str, str] | None,
     ) -> None:  # fmt: skip
-        self.endpoint = endpoint
-        self.frame = frame
-        self.url = url
-        self.method = method
-        self.proxied = proxied
-        self.facts = facts
+        self.where, self.endpoint, self.method, self.frame, self.facts = where, endpoint, method, frame, facts
         # The attribution the record keeps: the headers sent (the key left out), else the scope's.
         self.headers = headers if headers is not None else context_headers(frame, False)
         self.started_at = datetime.now(timezone.utc)
@@ -208,14 +203,14 @@ class Call:
             category=self.endpoint.category,
             resource=self.facts.model or model,  # the model the caller asked for wins
             method=self.method,
-            url=self.url,
+            url=self.where.url,
             status=status,
             latency_ms=(time.perf_counter() - self.start) * 1000,
             time_to_first_token_ms=first_token,
             response_id=response_id,
             failed=failed,
             streamed=observer is not None,
-            proxied=self.proxied,
+            proxied=self.where.payi_bound,
             context=self.frame.record_snapshot(),
             units=units,
             headers=self.headers,

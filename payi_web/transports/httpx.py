@@ -9,15 +9,17 @@ Neither library is imported here: each is adopted when the process imports it, b
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .._after_import import after_import
 from .._compat import MissingPrivate
 from .._compat.httpx import SEND_SINGLE_REQUEST, send_single_request
-from .._log import warn_once
-from ..context import current_frame
+from ..core.after_import import after_import
+from ..core.context import Frame, current_frame
+from ..core.log import warn_once
+from .call import Call
 from .httpx_call import async_stream_class, begin, guard_redirect, observe, sync_stream_class
 
 __all__ = ["instrument", "instrument_client", "is_instrumented", "uninstrument", "uninstrument_client"]
@@ -49,26 +51,33 @@ def _single_sender(client_class: type) -> _Method | None:
         return None
 
 
-def _untracked(request: Any) -> tuple[Any, None]:
-    warn_once(
-        "begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True
-    )
-    return request, None
+def _begin(request: Any, kwargs: dict[str, Any], frame: Frame | None = None) -> tuple[Any, Call | None]:
+    try:
+        return begin(request, kwargs.get("stream", False), frame)
+    except Exception:
+        warn_once(
+            "begin", "payi_web: could not attach tracking to a request; it is sent untracked", exc_info=True
+        )
+        return request, None
+
+
+@contextmanager
+def _failing(call: Call) -> Iterator[None]:
+    """A send that raised (a connection error, a timeout, a cancelled task) is a failed call."""
+    try:
+        yield
+    except BaseException:
+        call.finish(error=True)
+        raise
 
 
 def _sync_send(original: _Method, stream_class: type) -> _Method:
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        try:
-            request, call = begin(request, kwargs.get("stream", False))
-        except Exception:
-            request, call = _untracked(request)
+        request, call = _begin(request, kwargs)
         if call is None:
             return original(self, request, **kwargs)
-        try:
+        with _failing(call):
             response = original(self, request, **kwargs)
-        except BaseException:
-            call.finish(error=True)
-            raise
         observe(response, call, stream_class)
         return response
 
@@ -84,17 +93,11 @@ def _async_send(original: _Method, stream_class: type) -> _Method:
                 await frame.aresolve()  # deferred user/account, resolved the event loop's way
         except Exception:
             warn_once("aresolve", "payi_web: could not resolve the request's context", exc_info=True)
-        try:
-            request, call = begin(request, kwargs.get("stream", False), frame)
-        except Exception:
-            request, call = _untracked(request)
+        request, call = _begin(request, kwargs, frame)
         if call is None:
             return await original(self, request, **kwargs)
-        try:
+        with _failing(call):
             response = await original(self, request, **kwargs)
-        except BaseException:
-            call.finish(error=True)
-            raise
         observe(response, call, stream_class)
         return response
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from .. import records
 from .._compat.httpx import add_headers, has_payi_headers, replace_body, replace_content
-from .._log import warn_once
-from ..config import current_config
-from ..context import Frame, current_frame
+from ..core import records
+from ..core.config import current_config
+from ..core.context import Frame, current_frame
+from ..core.log import warn_once
 from ..providers import prepare_body
 from .call import Call, Route, attribution, route
 
@@ -50,7 +51,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     except Exception:  # a streaming request body: the model stays unknown
         body = b""
     facts, new_body = prepare_body(where.endpoint, body)
-    call = Call(where.endpoint, frame, where.url, request.method, where.payi_bound, facts, kept)
+    call = Call(where, where.endpoint, request.method, frame, facts, kept)
     if new_body is not None:
         request = _with_body(request, new_body)
     if streaming_send:
@@ -113,9 +114,14 @@ class _Observing:
         self._call = call
         weakref.finalize(self, call.finish)
 
-    def _ended_by(self, exc: BaseException) -> None:
-        # A consumer that stopped early (GeneratorExit) did not make the call fail.
-        self._call.finish(error=not isinstance(exc, GeneratorExit))
+    @contextmanager
+    def _observed(self) -> Iterator[Call]:
+        try:
+            yield self._call
+        except BaseException as exc:
+            # A consumer that stopped early (GeneratorExit) did not make the call fail.
+            self._call.finish(error=not isinstance(exc, GeneratorExit))
+            raise
 
 
 def sync_stream_class(base: type) -> type:
@@ -123,18 +129,12 @@ def sync_stream_class(base: type) -> type:
         """The response body, observed as it passes to the caller."""
 
         def __iter__(self) -> Iterator[bytes]:
-            call = self._call
-            try:
+            with self._observed() as call:
                 for chunk in self._inner:
-                    out = call.feed(chunk)
-                    if out:
+                    if out := call.feed(chunk):
                         yield out
-            except BaseException as exc:
-                self._ended_by(exc)
-                raise
-            tail = call.end_of_body()
-            if tail:
-                yield tail
+                if tail := call.end_of_body():
+                    yield tail
 
         def close(self) -> None:
             try:
@@ -148,18 +148,12 @@ def sync_stream_class(base: type) -> type:
 def async_stream_class(base: type) -> type:
     class ObservedAsyncStream(_Observing, base):  # type: ignore[misc]
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            call = self._call
-            try:
+            with self._observed() as call:
                 async for chunk in self._inner:
-                    out = call.feed(chunk)
-                    if out:
+                    if out := call.feed(chunk):
                         yield out
-            except BaseException as exc:
-                self._ended_by(exc)
-                raise
-            tail = call.end_of_body()
-            if tail:
-                yield tail
+                if tail := call.end_of_body():
+                    yield tail
 
         async def aclose(self) -> None:
             try:

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 import payi_web  # noqa: E402
-from payi_web._log import forget  # noqa: E402
+from payi_web.core.log import forget  # noqa: E402
 from payi_web.fake_provider import FakeProvider  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def forget_warnings() -> Iterator[None]:
         "resolver:PAYI['USER_ID']",
         "resolver:PAYI['ACCOUNT_NAME']",
         "resolver:PAYI['CONTEXT']",
-        "context-field:limit_ids",
+        "context-field:PAYI['CONTEXT']:limit_ids",
         "resolver-type:PAYI['ACCOUNT_NAME']",
     ]
     for kind in kinds:

@@ -110,14 +110,14 @@ def test_a_drf_viewset_stream(
 def test_file_responses_are_left_alone(client: Client, tmp_path: Any) -> None:
     from django.http import FileResponse
 
-    from payi_web.context import Frame, root
+    from payi_web.core.context import Frame, root
     from payi_web.django._streaming import bind_response
 
     path = tmp_path / "f.txt"
     path.write_bytes(b"file body")
     with path.open("rb") as handle:
         response = FileResponse(handle)
-        assert bind_response(response, Frame.child(root(), {})) is response
+        assert bind_response(response, Frame(root(), {})) is response
         assert response.file_to_stream is handle  # sendfile still possible
 
 

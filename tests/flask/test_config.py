@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 import payi_web
-from payi_web.config import current_config
+from payi_web.core.config import current_config
 from payi_web.flask import PayiTracking, SettingsError
 from payi_web.instrument import is_instrumented
 from tests.flask.conftest import make_app

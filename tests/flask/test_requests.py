@@ -13,8 +13,8 @@ from flask import Blueprint, Flask, g, request
 
 import payi_web
 from payi_web import get_context, track
-from payi_web._log import forget
-from payi_web.context import current_var
+from payi_web.core.context import current_var
+from payi_web.core.log import forget
 from payi_web.fake_provider import FakeProvider
 from payi_web.flask import PayiState, PayiTracking
 from payi_web.testing import CapturedCalls
@@ -192,7 +192,7 @@ def test_failing_context_callable_is_logged_once(
     def context() -> Any:
         return {"usre_id": "typo"}
 
-    forget(f"flask-context:PAYI_CONTEXT {__name__}:{context.__qualname__}")
+    forget(f"context-field:PAYI_CONTEXT {__name__}:{context.__qualname__}:usre_id")
     app = make_app({"PAYI_CONTEXT": context})
     payi.init_app(app)
     app.get("/ctx")(context_json)

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, request, stream_with_context
 from flask.globals import _cv_app, _cv_request
 
 from payi_web import get_context, track, track_context
-from payi_web.context import current_var
+from payi_web.core.context import current_var
 from payi_web.fake_provider import FakeProvider
 from payi_web.flask import PayiTracking
 from payi_web.testing import CapturedCalls

@@ -42,5 +42,7 @@ def ingest(server: IngestServer) -> Iterator[Callable[..., payi_web.Config]]:
         return payi_web.configure(**kwargs)
 
     yield configure
-    payi_web.configure()  # the sink delivers or gives up what it holds, in the background
+    payi_web.configure()  # the sink is retired: it delivers or gives up what it holds, in the background
+    # ...and payi_web.flush() waits for it: here, so that its losses are this test's, not the next one's.
+    payi_web.flush(10)
     set_delivery_options(None)

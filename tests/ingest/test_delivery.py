@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 import payi_web
-from payi_web.context import TrackingContext
+from payi_web.core.context import TrackingContext
+from payi_web.core.records import CallRecord, Units, emit
 from payi_web.fake_provider import FakeProvider
 from payi_web.ingest import DeliveryOptions, installed_sink, stats
-from payi_web.records import CallRecord, Units, emit
 from tests.instrumented import CHAT, openai_client
 
 from .conftest import API_KEY, FAST
@@ -228,10 +228,10 @@ def test_sender_threads_grow_with_a_backlog_and_leave_when_idle(
     for i in range(40):
         emit(make_record(f"g-{i}"))
     assert server.wait_for(lambda s: len(s.received) >= 8)
-    assert 1 < sink._senders <= 4
+    assert 1 < sink._state.workers <= 4
     assert payi_web.flush(10)
     time.sleep(0.6)
-    assert sink._senders == 1  # the extra senders left; one waits for the next record
+    assert sink._state.workers == 1  # the extra senders left; one waits for the next record
 
 
 def test_replacing_the_configuration_lets_the_old_sink_deliver(
@@ -246,6 +246,21 @@ def test_replacing_the_configuration_lets_the_old_sink_deliver(
     emit(make_record("after"))  # not ingested
     assert server.wait_for(lambda s: old.stats.sent == 1, timeout=5)
     assert server.accepted_ids() == ["before"]
+
+
+def test_flush_waits_for_the_sink_a_new_configuration_replaced(
+    ingest: Callable[..., Any], server: IngestServer
+) -> None:
+    server.delay = 0.3
+    ingest()
+    old = installed_sink()
+    assert old is not None
+    emit(make_record("held"))
+    ingest(base_url=server.url + "/elsewhere")  # a new sink; the old one still holds "held"
+    assert installed_sink() is not old
+    assert payi_web.flush(5)  # waits for the retired sink too
+    assert old.stats.sent == 1 and old.stats.queued == 0
+    assert server.accepted_ids() == ["held"]
 
 
 def test_delivery_options_are_checked() -> None:
@@ -323,14 +338,14 @@ def test_when_no_thread_can_start_records_are_delivered_in_the_calling_thread(
     import threading
     import types
 
-    from payi_web.ingest import sink as sink_module
+    from payi_web.core import writer as writer_module
 
     class NoThread(threading.Thread):
         def start(self) -> None:
             raise RuntimeError("can't create new thread at interpreter shutdown")
 
     fake = types.SimpleNamespace(**{**vars(threading), "Thread": NoThread})
-    monkeypatch.setattr(sink_module, "threading", fake)
+    monkeypatch.setattr(writer_module, "threading", fake)
     ingest()  # a new sink, built with the patched module
     emit(make_record("at-shutdown"))
     assert server.accepted_ids() == ["at-shutdown"]  # already there: delivered inline

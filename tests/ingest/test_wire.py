@@ -14,9 +14,9 @@ import pytest
 
 import payi_web
 from payi_web import CallRecord, track_context
+from payi_web.core.records import Units
 from payi_web.fake_provider import LABEL, FakeProvider
 from payi_web.ingest import build_event, installed_sink, stats
-from payi_web.records import Units
 from payi_web.testing import CapturedCalls
 from tests.instrumented import CHAT, anthropic_client, async_openai_client, openai_client
 

@@ -14,8 +14,8 @@ from typing import Any
 import openai
 
 import payi_web
-from payi_web.context import TrackingContext
-from payi_web.records import CallRecord, Units
+from payi_web.core.context import TrackingContext
+from payi_web.core.records import CallRecord, Units
 from tests.instrumented import OPENAI_HTTP
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import payi_web
+from payi_web.core.records import Units
 from payi_web.ledger import LedgerSink
-from payi_web.records import Units
 
 from .helpers import T0, ask, chat_client, make_call, rows
 

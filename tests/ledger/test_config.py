@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import payi_web
-from payi_web import records
+from payi_web.core import records
 from payi_web.ledger import LedgerSink, installed_sink, ledger_path, report_db
 
 from .helpers import ask, chat_client, count, make_call, rows

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from payi_web.core.records import Units
 from payi_web.ledger import LedgerSink, render_usage_page
-from payi_web.records import Units
 from tests.browser import chromium, dump_dom, needs_chromium
 
 from .helpers import T0, make_call

@@ -23,8 +23,8 @@ WRITER = textwrap.dedent(
     from datetime import datetime, timezone
 
     import payi_web
-    from payi_web.context import TrackingContext
-    from payi_web.records import CallRecord, Units, emit
+    from payi_web.core.context import TrackingContext
+    from payi_web.core.records import CallRecord, Units, emit
 
     path, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     config = payi_web.configure(ledger=path)

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import payi_web
+from payi_web.core.records import Units
 from payi_web.ledger import LedgerSink, ReportError, add_arguments, read_usage, run_report
 from payi_web.ledger.query import parse_since, percentile
-from payi_web.records import Units
 
 from .helpers import T0, make_call
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from payi_web import records
+from payi_web.core import records
+from payi_web.core.records import CallRecord, Units
 from payi_web.ledger import SCHEMA_VERSION, LedgerSink
 from payi_web.ledger.schema import COLUMNS
-from payi_web.records import CallRecord, Units
 
 from .helpers import T0, count, make_call, rows
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import types
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
+from .._compat.stdlib import running_loop
 from .context import Frame, current_var
+from .current import run_in_frame
 
 __all__ = ["bind_context", "patch_thread_pool", "unpatch_thread_pool"]
 
@@ -24,16 +25,14 @@ binding_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("payi_we
 
 
 def _bound(fn: Callable[P, R], frame: Frame | None) -> Callable[P, R]:
-    loop = asyncio._get_running_loop()
+    loop = running_loop()
 
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = current_var.set(frame)
         loop_token = binding_loop.set(loop)
         try:
-            return fn(*args, **kwargs)
+            return run_in_frame(frame, fn, *args, **kwargs)
         finally:
             binding_loop.reset(loop_token)
-            current_var.reset(token)
 
     return bound
 
@@ -44,20 +43,7 @@ def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
     Only the tracking context is carried (not a copy of the whole `contextvars.Context`), so
     the bound callable may run in many threads at once, e.g. through `executor.map`.
     """
-    bound = _bound(fn, current_var.get())
-    if type(fn) is not types.FunctionType:
-        return functools.wraps(fn)(bound)
-    # What functools.wraps copies from a function, copied directly: this runs for each call
-    # handed to a thread, and wraps() loops over getattr/setattr pairs (~3x the cost).
-    bound.__module__ = fn.__module__
-    bound.__name__ = fn.__name__
-    bound.__qualname__ = fn.__qualname__
-    bound.__doc__ = fn.__doc__
-    bound.__annotations__ = fn.__annotations__
-    if fn.__dict__:
-        bound.__dict__.update(fn.__dict__)
-    bound.__wrapped__ = fn  # type: ignore[attr-defined]
-    return bound
+    return functools.wraps(fn)(_bound(fn, current_var.get()))
 
 
 # The submit() that patch_thread_pool() wrapped (whatever it was then: another library may

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from ._log import warn_once
 from .context import TrackingContext
+from .log import warn_once
 
-__all__ = ["CallRecord", "Sink", "Units", "add_sink", "flush", "remove_sink", "retire_sink"]
+__all__ = [
+    "CallRecord",
+    "ClosableSink",
+    "InstalledSink",
+    "Sink",
+    "Units",
+    "add_sink",
+    "flush",
+    "remove_sink",
+    "retire_sink",
+]
 
 
 class Units(NamedTuple):
@@ -127,6 +137,44 @@ def _retired(sink: Sink) -> None:
     global _retiring
     with _retiring_lock:
         _retiring = tuple(s for s in _retiring if s is not sink)
+
+
+class ClosableSink(Sink, Protocol):
+    def close(self, timeout: float | None = ...) -> bool:
+        """Take no more records; finish what is held, waiting up to `timeout` seconds for it."""
+        ...
+
+
+S = TypeVar("S", bound=ClosableSink)
+
+
+class InstalledSink(Generic[S]):
+    """The one sink of its kind that `configure()` installs (the ledger's, the ingest one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sink: S | None = None
+
+    def replace(self, make: Callable[[], S | None], keep: Callable[[S], bool] | None = None) -> S | None:
+        """Install `make()` (None: none) unless `keep(current)`; return the sink installed.
+
+        The sink replaced is retired: it takes no more records and finishes what it holds in the
+        background (`flush()` waits for that), since configuration must never wait on a file or
+        a network.
+        """
+        with self._lock:
+            old = self.sink
+            if old is not None and keep is not None and keep(old):
+                return old
+            new = make()
+            if old is not None:
+                retire_sink(old)
+            if new is not None:
+                add_sink(new)
+            self.sink = new
+        if old is not None:
+            old.close(timeout=0)
+        return new
 
 
 def sinks() -> tuple[Sink, ...]:

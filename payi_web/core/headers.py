@@ -5,62 +5,46 @@ from __future__ import annotations
 from binascii import b2a_base64
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
-from ._fields import Deferred
-from ._header_values import MAX_TOTAL, MAX_VALUE, Source, compact_json, header_safe, level, plain, props_value
 from .context import Frame, LazyId, Props, current_frame
+from .deferred import Deferred
+from .field_table import FIELDS, Encoding, PayiHeaders
+from .header_values import MAX_TOTAL, MAX_VALUE, Source, compact_json, header_safe, level, plain, props_value
 
 __all__ = ["PayiHeaders", "payi_headers"]
 
-
-class PayiHeaders:
-    """The header names Pay-i reads (matched case-insensitively)."""
-
-    USE_CASE_NAME: Final = "xProxy-UseCase-Name"
-    USE_CASE_ID: Final = "xProxy-UseCase-ID"
-    USE_CASE_VERSION: Final = "xProxy-UseCase-Version"
-    USE_CASE_STEP: Final = "xProxy-UseCase-Step"
-    USE_CASE_PROPERTIES: Final = "xProxy-UseCase-Properties"
-    LIMIT_IDS: Final = "xProxy-Limit-IDs"
-    USER_ID: Final = "xProxy-User-ID"
-    ACCOUNT_NAME: Final = "xProxy-Account-Name"
-    REQUEST_PROPERTIES: Final = "xProxy-Request-Properties"
-    PRICE_AS_CATEGORY: Final = "xProxy-PriceAs-Category"
-    PRICE_AS_RESOURCE: Final = "xProxy-PriceAs-Resource"
-    RESOURCE_SCOPE: Final = "xProxy-Resource-Scope"
-    LOGGING_DISABLE: Final = "xProxy-Logging-Disable"
-    API_KEY: Final = "xProxy-api-key"
-
-
 H = PayiHeaders
+# The fields sent as headers, in the field table's order: (field, header, encoding).
+_SENT: Final = tuple(
+    (spec.name, spec.header, spec.encoding) for spec in FIELDS if spec.header and spec.encoding
+)
 # Lower-cased name -> Pay-i's spelling, for every header Pay-i reads.
-CANONICAL: Final = {
-    name.lower(): name
-    for name in (
-        H.USE_CASE_NAME,
-        H.USE_CASE_ID,
-        H.USE_CASE_VERSION,
-        H.USE_CASE_STEP,
-        H.USE_CASE_PROPERTIES,
-        H.LIMIT_IDS,
-        H.USER_ID,
-        H.ACCOUNT_NAME,
-        H.REQUEST_PROPERTIES,
-        H.PRICE_AS_CATEGORY,
-        H.PRICE_AS_RESOURCE,
-        H.RESOURCE_SCOPE,
-        H.LOGGING_DISABLE,
-        H.API_KEY,
-    )
-}
+CANONICAL: Final = {name.lower(): name for name in (*(header for _, header, _ in _SENT), H.API_KEY)}
 _CONTEXT_HEADERS: Final = frozenset(CANONICAL) - {H.API_KEY.lower()}
 _UC_NAME: Final = H.USE_CASE_NAME.lower()
+# What an explicit use case name replaces of the context's use case (its properties are kept).
 _UC_DETAILS: Final = frozenset(n.lower() for n in (H.USE_CASE_ID, H.USE_CASE_VERSION, H.USE_CASE_STEP))
-_PROPERTY_HEADERS: Final = frozenset(n.lower() for n in (H.USE_CASE_PROPERTIES, H.REQUEST_PROPERTIES))
+# The property headers: (field, header) for the fields sent as JSON.
+_PROPERTY_FIELDS: Final = tuple(
+    (name, header) for name, header, encoding in _SENT if encoding is Encoding.JSON
+)
+_PROPERTY_HEADERS: Final = frozenset(header.lower() for _, header in _PROPERTY_FIELDS)
 
 
-def _encode_props(props: Props, proxy: bool) -> str:
+def _text(value: Any, proxy: bool) -> str | None:
+    return value.get() if isinstance(value, (LazyId, Deferred)) else value
+
+
+def _number(value: int, proxy: bool) -> str:
+    return str(value)
+
+
+def _comma_list(value: tuple[str, ...], proxy: bool) -> str:
+    return ",".join(value)
+
+
+def _json(props: Props, proxy: bool) -> str:
     encoded = props.encoded.get(proxy)
     if encoded is None:
         encoded = compact_json(props.data)
@@ -70,47 +54,31 @@ def _encode_props(props: Props, proxy: bool) -> str:
     return encoded
 
 
+def _disable_flag(value: bool, proxy: bool) -> str | None:
+    return "True" if value is False else None
+
+
+# How a frame's value (never None) becomes its header's text; None or "" sends no header.
+_ENCODERS: Final[dict[Encoding, Callable[[Any, bool], str | None]]] = {
+    Encoding.TEXT: _text,
+    Encoding.NUMBER: _number,
+    Encoding.COMMA_LIST: _comma_list,
+    Encoding.JSON: _json,
+    Encoding.DISABLE_FLAG: _disable_flag,
+}
+
+
 def _values(frame: Frame, proxy: bool) -> dict[str, str]:
     """The headers of `frame` as they are sent when every value is ordinary: raw text, and
-    property headers encoded."""
-    # Straight-line: this runs for every scope that makes a GenAI call.
+    property headers encoded. (A frame holds no use case id, version, step or properties
+    without a use case name: `context._fill_use_case`.)"""
     out: dict[str, str] = {}
-    name = frame.use_case_name
-    if name:
-        out[H.USE_CASE_NAME] = name
-        use_case_id = frame.use_case_id
-        if use_case_id is not None:
-            if isinstance(use_case_id, LazyId):
-                use_case_id = use_case_id.get()
-            out[H.USE_CASE_ID] = use_case_id
-        if frame.use_case_version is not None:
-            out[H.USE_CASE_VERSION] = str(frame.use_case_version)
-        if frame.use_case_step is not None:
-            out[H.USE_CASE_STEP] = frame.use_case_step
-    if frame.use_case_properties is not None:
-        out[H.USE_CASE_PROPERTIES] = _encode_props(frame.use_case_properties, proxy)
-    if frame.limit_ids:
-        out[H.LIMIT_IDS] = ",".join(frame.limit_ids)
-    value = frame.user_id
-    if isinstance(value, Deferred):
-        value = value.get()
-    if value:
-        out[H.USER_ID] = value
-    value = frame.account_name
-    if isinstance(value, Deferred):
-        value = value.get()
-    if value:
-        out[H.ACCOUNT_NAME] = value
-    if frame.request_properties is not None:
-        out[H.REQUEST_PROPERTIES] = _encode_props(frame.request_properties, proxy)
-    if frame.price_as_category:
-        out[H.PRICE_AS_CATEGORY] = frame.price_as_category
-    if frame.price_as_resource:
-        out[H.PRICE_AS_RESOURCE] = frame.price_as_resource
-    if frame.resource_scope:
-        out[H.RESOURCE_SCOPE] = frame.resource_scope
-    if frame.log_prompt_and_response is False:
-        out[H.LOGGING_DISABLE] = "True"
+    for name, header, encoding in _SENT:
+        value = getattr(frame, name)
+        if value is not None:
+            text = _ENCODERS[encoding](value, proxy)
+            if text:
+                out[header] = text
     return out
 
 
@@ -142,10 +110,8 @@ def _space_at_an_end(values: Mapping[str, str]) -> bool:
 def _sources(frame: Frame, values: Mapping[str, str]) -> dict[str, Source]:
     """What each of the frame's header `values` is made from: its text, or a property dict."""
     sources: dict[str, Source] = dict(values)
-    for header, props in (
-        (H.USE_CASE_PROPERTIES, frame.use_case_properties),
-        (H.REQUEST_PROPERTIES, frame.request_properties),
-    ):
+    for name, header in _PROPERTY_FIELDS:
+        props: Props | None = getattr(frame, name)
         if props is not None and header in sources:
             sources[header] = props.data
     return sources

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any, Final, TypeAlias
 
-from ._log import warn_once
+from .log import warn_once
 
 __all__ = [
     "MARKER",
@@ -45,23 +45,8 @@ TRUNCATED_KEY: Final = "payi_web.truncated"  # in cut properties: how many were 
 Source: TypeAlias = str | Mapping[str, Any]
 
 
-def _json_encoder() -> Callable[[Mapping[str, Any]], str]:
-    """Compact, ASCII-only JSON of a property dict (as Pay-i's SDK sends it), made once.
-
-    `JSONEncoder.encode` builds a new C encoder on every call; properties (str keys, str or
-    None values, never circular) go straight to one built here, when json has its C part.
-    """
-    encoder = json.JSONEncoder(separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    ascii_str = json.encoder.encode_basestring_ascii
-    # (markers, default, str encoder, indent, key sep, item sep, sort_keys, skipkeys, allow_nan)
-    chunks = make(None, encoder.default, ascii_str, None, ":", ",", False, False, True)
-    return lambda data: "".join(chunks(data, 0))
-
-
-compact_json = _json_encoder()
+# Compact, ASCII-only JSON of a property dict, as Pay-i's SDK sends it.
+compact_json: Final[Callable[[Mapping[str, Any]], str]] = json.JSONEncoder(separators=(",", ":")).encode
 _json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 _NO_LIMIT: Final = sys.maxsize
 

@@ -5,34 +5,22 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
-from contextvars import Token
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 from typing_extensions import Unpack
 
 from . import context as _context
-from ._fields import TrackFields, validate_fields
-from ._log import warn_once
 from .context import Frame, current_scope, current_var
+from .current import abind_iterator, bind_iterator, enter_frame, exit_frame, use_frame
+from .fields import TrackFields, validate_fields
+from .log import warn_once
 
 __all__ = ["track", "track_context"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_new_frame = Frame.__new__
 _Y = TypeVar("_Y")
-
-
-def _restore(token: Token[Frame | None]) -> None:
-    try:
-        current_var.reset(token)
-    except ValueError:
-        # The token belongs to another Context: a generator body that entered a scope before a
-        # yield and left it after being resumed from another thread or task. Restoring the
-        # value is what reset() would have done there.
-        previous = token.old_value
-        current_var.set(None if previous is Token.MISSING else previous)
 
 
 def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, Any]) -> Callable[..., Any]:
@@ -42,138 +30,17 @@ def _sync_generator(fn: Callable[..., Generator[_Y, Any, Any]], args: dict[str, 
     # across its yields.
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Generator[_Y, Any, Any]:
-        return _drive(fn(*a, **kw), Frame.child(current_scope(), args))
+        return bind_iterator(fn(*a, **kw), Frame(current_scope(), args))
 
     return wrapper
-
-
-def _drive(gen: Generator[_Y, Any, Any], frame: Frame) -> Generator[_Y, Any, Any]:
-    sent: Any = None
-    error: BaseException | None = None
-    while True:
-        token = current_var.set(frame)
-        try:
-            item = gen.throw(error) if error is not None else gen.send(sent)
-        except StopIteration as stop:
-            return cast(Any, stop.value)
-        finally:
-            frame = current_var.get() or frame
-            current_var.reset(token)
-        error = None
-        try:
-            sent = yield item
-        except GeneratorExit:
-            token = current_var.set(frame)
-            try:
-                gen.close()
-            finally:
-                current_var.reset(token)
-            raise
-        except BaseException as exc:
-            error = exc
 
 
 def _async_generator(fn: Callable[..., AsyncGenerator[_Y, Any]], args: dict[str, Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> AsyncGenerator[_Y, Any]:
-        return _adrive(fn(*a, **kw), Frame.child(current_scope(), args))
+        return abind_iterator(fn(*a, **kw), Frame(current_scope(), args))
 
     return wrapper
-
-
-async def _adrive(agen: AsyncGenerator[_Y, Any], frame: Frame) -> AsyncGenerator[_Y, Any]:
-    sent: Any = None
-    error: BaseException | None = None
-    while True:
-        token = current_var.set(frame)
-        try:
-            item = await (agen.athrow(error) if error is not None else agen.asend(sent))
-        except StopAsyncIteration:
-            return
-        finally:
-            frame = current_var.get() or frame
-            _restore(token)
-        error = None
-        try:
-            sent = yield item
-        except GeneratorExit:
-            token = current_var.set(frame)
-            try:
-                await agen.aclose()
-            finally:
-                _restore(token)
-            raise
-        except BaseException as exc:
-            error = exc
-
-
-def drive_iterator(iterator: Iterator[_Y], frame: Frame, closing: object = None) -> Generator[_Y, None, None]:
-    """`iterator`'s items, each step run with `frame` current: a body served after its scope ended.
-
-    As in a tracked generator, a scope that a step enters (a `with track_context()` around a
-    `yield`) stays current for the steps that follow, until the body leaves it; between steps the
-    caller's context is untouched. Closed early, it closes `closing` (default: `iterator`) in the
-    frame, so the body's `finally` blocks and scopes end where they began.
-    """
-    while True:
-        token = current_var.set(frame)
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            frame = current_var.get() or frame
-            current_var.reset(token)  # set and reset in one call: always the same Context
-        try:
-            yield item
-        except GeneratorExit:
-            close = getattr(iterator if closing is None else closing, "close", None)
-            if close is not None:
-                token = current_var.set(frame)
-                try:
-                    close()
-                finally:
-                    current_var.reset(token)
-            raise
-
-
-async def adrive_iterator(
-    iterator: AsyncIterator[_Y], frame: Frame, closing: object = None
-) -> AsyncGenerator[_Y, None]:
-    """`drive_iterator()` for an async iterator."""
-    while True:
-        token = current_var.set(frame)
-        try:
-            item = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        finally:
-            frame = current_var.get() or frame
-            _restore(token)
-        try:
-            yield item
-        except GeneratorExit:
-            aclose = getattr(iterator if closing is None else closing, "aclose", None)
-            if aclose is not None:
-                token = current_var.set(frame)
-                try:
-                    await aclose()
-                finally:
-                    _restore(token)
-            raise
-
-
-def runs_in_its_own_scope(iterator: object) -> bool:
-    """Whether `iterator` is a tracked generator's body, which makes its own frame current at every step.
-
-    Binding such an iterator to another frame would change nothing its steps can see.
-    """
-    code = getattr(iterator, "gi_code", None) or getattr(iterator, "ag_code", None)
-    return code is _DRIVE_CODE or code is _ADRIVE_CODE
-
-
-_DRIVE_CODE: Final = _drive.__code__
-_ADRIVE_CODE: Final = _adrive.__code__
 
 
 # What a tracked function may return that runs *after* it returned: `{type: adapter}`, where
@@ -184,11 +51,8 @@ _result_adapters: dict[type, Callable[[Any, Frame], Any]] = {}
 
 
 async def _coroutine_in_frame(coro: Any, frame: Frame) -> Any:
-    token = current_var.set(frame)
-    try:
+    async with use_frame(frame):
         return await coro
-    finally:
-        _restore(token)
 
 
 _result_adapters[types.CoroutineType] = _coroutine_in_frame
@@ -197,6 +61,12 @@ _result_adapters[types.CoroutineType] = _coroutine_in_frame
 def bind_result_type(kind: type, adapter: Callable[[Any, Frame], Any]) -> None:
     """Have tracked functions returning exactly `kind` return `adapter(result, frame)` instead."""
     _result_adapters[kind] = adapter
+
+
+def unbind_result_type(kind: type, adapter: Callable[[Any, Frame], Any]) -> None:
+    """Undo `bind_result_type(kind, adapter)` (nothing if another adapter replaced it since)."""
+    if _result_adapters.get(kind) is adapter:
+        del _result_adapters[kind]
 
 
 def _wrap_class(cls: type, args: dict[str, Any]) -> type:
@@ -227,12 +97,12 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
         @functools.wraps(fn)
         async def async_wrapper(*a: Any, **kw: Any) -> Any:
-            frame = Frame.child(current_scope(), args)
-            token = current_var.set(frame)
+            frame = Frame(current_scope(), args)
+            token = enter_frame(frame)
             try:
                 result = await fn(*a, **kw)
             finally:
-                _restore(token)
+                exit_frame(token)
             adapter = adapters.get(type(result))
             return result if adapter is None else adapter(result, frame)
 
@@ -240,12 +110,12 @@ def _wrap(fn: Any, args: dict[str, Any]) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
-        frame = Frame.child(current_scope(), args)
-        token = current_var.set(frame)
+        frame = Frame(current_scope(), args)
+        token = enter_frame(frame)
         try:
             result = fn(*a, **kw)
         finally:
-            current_var.reset(token)
+            exit_frame(token)
         adapter = adapters.get(type(result))
         return result if adapter is None else adapter(result, frame)
 
@@ -282,12 +152,9 @@ class track_context:
         self._args = validate_fields("track_context()", fields)
 
     def __enter__(self) -> None:
-        # Frame.child() and current_scope(), inlined: this runs on every request's path.
-        frame = _new_frame(Frame)
+        # current_scope(), inlined: this runs on every request's path.
         parent = current_var.get()
-        frame.parent = parent if parent is not None else _context._root
-        frame._args = self._args
-        frame.owner = self
+        frame = Frame(parent if parent is not None else _context._root, self._args, self)
         frame.token = current_var.set(frame)
 
     def __exit__(
@@ -298,10 +165,7 @@ class track_context:
     ) -> None:
         frame = current_var.get()
         if frame is not None and frame.owner is self and frame.token is not None:
-            try:
-                current_var.reset(frame.token)
-            except ValueError:
-                _restore(frame.token)
+            exit_frame(frame.token)
             return
         # A scope inside was left open: find the innermost frame this object entered (the
         # scopes left open inside it are discarded with it).
@@ -314,7 +178,7 @@ class track_context:
                 "exit-out-of-order", "payi_web: track_context() exited out of order; context left unchanged"
             )
             return
-        _restore(frame.token)
+        exit_frame(frame.token)
 
     async def __aenter__(self) -> None:
         self.__enter__()
