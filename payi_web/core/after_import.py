@@ -1,7 +1,7 @@
 """Run a function when a module is first imported, whoever imports it and whenever.
 
 `instrument()` patches httpx only if the process uses it: importing it just to patch it would
-cost every app that calls its GenAI SDK through httpx2 (openai >= 3, anthropic >= 2) ~140 ms
+cost every app that calls its GenAI SDK through httpx2 (openai >= 3, anthropic >= 1) ~140 ms
 at start-up, and make that SDK check for legacy httpx clients on every call.
 """
 

@@ -2,7 +2,7 @@
 
 The HTTP library is httpx2 or httpx (the same API), imported only when ingest mode is
 configured: the core's only runtime dependency is pydantic. One the app has imported already is
-used (httpx2 first), so that ingest loads no second library: openai >= 3 and anthropic >= 2
+used (httpx2 first), so that ingest loads no second library: openai >= 3 and anthropic >= 1
 bring httpx2, older SDKs httpx. Every request is sent with the `payi_web_bypass` extension, so
 that a globally instrumented httpx neither adds the context's headers to it nor records it as
 a call.

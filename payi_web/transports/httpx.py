@@ -1,6 +1,6 @@
 """The httpx and httpx2 transport: `send` of their `Client` and `AsyncClient` wrapped, so every
 endpoint, streaming or not, sync or async, is covered without a list of wrapped SDK methods
-(openai 1.x/2.x use httpx, openai >= 3 and anthropic >= 2 use httpx2).
+(openai 1.x/2.x use httpx, openai >= 3 and anthropic >= 1 use httpx2).
 
 Neither library is imported here: each is adopted when the process imports it, before or after
 `instrument()`, so an app on httpx2 never loads legacy httpx (~140 ms of start-up).
