@@ -19,6 +19,9 @@ from .call import Call, Route, attribution, route
 __all__ = ["async_stream_class", "begin", "guard_redirect", "observe", "sync_stream_class"]
 
 BYPASS = "payi_web_bypass"  # a request extension: payi-web's own requests to Pay-i (ingest)
+# A request extension: the URL `begin()` decided for. A redirect httpx builds from the request
+# shares its extensions but not its URL object, so `guard_redirect()` checks that one alone.
+_DECIDED = "payi_web_decided"
 
 
 def _route(request: Any) -> Route:
@@ -42,6 +45,7 @@ def begin(request: Any, streaming_send: bool, frame: Frame | None = None) -> tup
     sent, kept = attribution(frame, given, where.payi_bound, current_config().api_key)
     if sent:
         add_headers(request.headers, sent)  # every xProxy-* one was taken off before
+        request.extensions[_DECIDED] = request.url
     if where.endpoint is None or not records.sinks():
         # Nothing records calls (e.g. Pay-i's proxy with the ledger off): the headers were all
         # there was to do, and the request and its response pass untouched.
@@ -66,6 +70,8 @@ def guard_redirect(request: Any) -> None:
     `begin()` decides for the request a caller sends; a client then sends others built from it
     (redirects it follows, with the first one's headers copied), each passing through here.
     """
+    if request.extensions.get(_DECIDED) is request.url:
+        return  # the request begin() sent here: decided already (the URL is read at some cost)
     if has_payi_headers(request.headers) and not _route(request).payi_bound:
         _take_payi_headers(request)
 
