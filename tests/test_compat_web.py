@@ -66,6 +66,7 @@ def test_a_lazy_object_is_read_without_evaluating_it() -> None:
     assert django_compat.loaded_object(lazy) == "user" and loads == [1]
 
 
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="request.auser() (and so its cache) is new in Django 5.0")
 def test_an_async_views_user_is_cached_where_payi_web_reads_it() -> None:
     # AuthenticationMiddleware's auser() caches the user it loaded on the request, by this name.
     assert "_acached_user" in inspect.getsource(auth_middleware.auser)
