@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 import payi_web
+from payi_web.fake_provider import FakeProvider
+from tests.strict_gateway import StrictGateway
 
 pytest_plugins = ("pytester",)
 
@@ -74,3 +76,17 @@ def _fresh_configuration() -> Iterator[None]:
     yield
     payi_web.uninstrument()
     payi_web.configure()
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    """An offline provider in this process (test packages with their own needs override it)."""
+    return FakeProvider()
+
+
+@pytest.fixture
+def gateway(provider: FakeProvider) -> Iterator[StrictGateway]:
+    """A 127.0.0.1 gateway in front of `provider` that refuses big headers, as real ones do."""
+    gateway = StrictGateway(provider)
+    yield gateway
+    gateway.close()

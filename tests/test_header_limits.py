@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,18 +29,6 @@ LIBS = pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
 USER_ID = "u" * 70_000
 ACCOUNT = "Müller GmbH " * 1000
 PROPERTIES = {f"key-{i:04}": f"value number {i}" for i in range(1000)}  # a 29 KB header whole
-
-
-@pytest.fixture
-def provider() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def gateway(provider: FakeProvider) -> Iterator[StrictGateway]:
-    gateway = StrictGateway(provider)
-    yield gateway
-    gateway.close()
 
 
 def gateway_client(lib: Any, gateway: StrictGateway) -> openai.OpenAI:

@@ -4,7 +4,6 @@ travel percent-encoded, in a form that decodes back, through real clients and re
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,18 +46,6 @@ HEADER_OF = {
     "resource_scope": H.RESOURCE_SCOPE,
 }
 PROPS = {"form": " from a form field ", "tab": "\t", "percent": "50% "}
-
-
-@pytest.fixture
-def provider() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def gateway(provider: FakeProvider) -> Iterator[StrictGateway]:
-    gateway = StrictGateway(provider)
-    yield gateway
-    gateway.close()
 
 
 def openai_on(lib: Any, base_url: str) -> openai.OpenAI:

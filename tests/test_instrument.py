@@ -32,11 +32,6 @@ from tests.instrumented import (
 )
 
 
-@pytest.fixture
-def provider() -> FakeProvider:
-    return FakeProvider()
-
-
 @pytest.mark.parametrize("lib", OPENAI_LIBS, ids=lambda lib: lib.__name__)
 def test_chat_through_the_proxy_carries_headers_and_is_recorded(
     provider: FakeProvider, lib: Any, payi_calls: CapturedCalls

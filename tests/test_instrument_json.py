@@ -22,11 +22,6 @@ URL = "http://127.0.0.1:9/v1/chat/completions"
 
 
 @pytest.fixture
-def provider() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
 def loads_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The sizes of the documents parsed by `json` (`json.loads` ends in `raw_decode`, and so do
     httpx, httpx2 and payi_web)."""

@@ -52,13 +52,23 @@ class FakeProvider:
 
     stream_delay: float = 0.0
     fail_status: int | None = None  # answer every request with this error status
-    received: list[ReceivedRequest] = field(default_factory=list)
+    # Refuse a request whose headers, counted as `name: value` lines, exceed this many bytes with
+    # 431, as gateways do (nginx and most load balancers at 8 KB or a little more). None: no limit.
+    max_header_bytes: int | None = None
+    received: list[ReceivedRequest] = field(default_factory=list)  # what it accepted
+    refused_header_sizes: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     # --- the provider ---------------------------------------------------------------------
 
     def reply(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        if self.max_header_bytes is not None:
+            size = sum(len(name) + len(value) + 4 for name, value in headers.items())
+            if size > self.max_header_bytes:
+                with self._lock:
+                    self.refused_header_sizes.append(size)
+                return Reply(431, {"content-type": "application/json"}, [b'{"error": "headers too large"}'])
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
