@@ -13,6 +13,7 @@ from .core.records import CallRecord, Sink, Units, add_sink, flush, remove_sink
 from .core.threads import bind_context, patch_thread_pool, unpatch_thread_pool
 from .core.tracking import track, track_context
 from .instrument import instrument, uninstrument
+from .propagation import continue_context, inject
 from .providers import proxy_url
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "add_sink",
     "bind_context",
     "configure",
+    "continue_context",
     "current_config",
     "flush",
     "get_context",
+    "inject",
     "instrument",
     "patch_thread_pool",
     "payi_headers",
